@@ -1,0 +1,94 @@
+"""What every objective shares: suggesting hyperparameters, seeding, reporting and pruning."""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import time
+from typing import TYPE_CHECKING, Any
+
+import optuna
+
+from hpsearch.spec import Choice, IntRange, ParamRange, StudySpec, TrainingSpec
+from hpsearch.train import EpochStats, FitConfig, fit
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from hpsearch.data import Splits
+
+
+def trial_seed(study_seed: int, number: int) -> int:
+    """A per-trial seed from the study seed and trial number, so reruns are reproducible."""
+    return (study_seed * 1_000_003 + number) % (2**31 - 1)
+
+
+def suggest(trial: optuna.Trial, spec: StudySpec) -> TrainingSpec:
+    """Suggest every searched hyperparameter; the rest keep the study file's training values."""
+    values: dict[str, Any] = {}
+    for name, rng in spec.search.items():
+        if name == "dropout" and values.get("batch_norm", spec.training.batch_norm):
+            continue  # dropout is conditional: only used without BatchNorm
+        values[name] = suggest_one(trial, name, rng)
+    return dataclasses.replace(spec.training, **values)
+
+
+def suggest_one(trial: optuna.Trial, name: str, rng: ParamRange) -> Any:
+    """One define-by-run suggestion inside the study file's range."""
+    if isinstance(rng, Choice):
+        return trial.suggest_categorical(name, list(rng.choices))
+    if isinstance(rng, IntRange):
+        return trial.suggest_int(name, rng.low, rng.high, step=rng.step, log=rng.log)
+    return trial.suggest_float(name, rng.low, rng.high, step=rng.step, log=rng.log)
+
+
+class EpochReporter:
+    """Reports each epoch to Optuna, stores the history on the trial, and prunes when told."""
+
+    def __init__(self, trial: optuna.Trial, metric: str) -> None:
+        self.trial = trial
+        self.metric = metric
+        self.history: list[dict[str, float]] = []
+        self.started = time.perf_counter()
+
+    def __call__(self, stats: EpochStats) -> None:
+        """Called by the training loop after every epoch."""
+        self.history.append(stats.as_dict())
+        self.trial.set_user_attr("history", self.history)
+        self.trial.report(getattr(stats, self.metric), stats.epoch)
+        if self.trial.should_prune():
+            self.finish()
+            self.trial.set_user_attr("pruned_at_epoch", stats.epoch)
+            raise optuna.TrialPruned(f"pruned at epoch {stats.epoch}")
+
+    def finish(self) -> None:
+        """Record how many epochs ran and how long the trial took."""
+        self.trial.set_user_attr("epochs", len(self.history))
+        self.trial.set_user_attr("seconds", round(time.perf_counter() - self.started, 4))
+
+
+def train_trial(
+    trial: optuna.Trial,
+    spec: StudySpec,
+    hp: TrainingSpec,
+    model: nn.Module,
+    splits: Splits,
+    seed: int,
+    device: torch.device,
+) -> float:
+    """Train a built model for one trial and return its restored best epoch's metric."""
+    from hpsearch.train import make_optimizer
+
+    trial.set_user_attr("seed", seed)
+    trial.set_user_attr("host", socket.gethostname())
+    trial.set_user_attr("device", str(device))
+    optimizer = make_optimizer(
+        hp.optimizer, model.parameters(), hp.lr, hp.weight_decay, hp.momentum
+    )
+    cfg = FitConfig(hp.max_epochs, hp.batch_size, hp.patience, seed, hp.l1)
+    reporter = EpochReporter(trial, spec.training.metric)
+    result = fit(model, optimizer, splits, cfg, reporter)
+    reporter.finish()
+    trial.set_user_attr("best_epoch", result.best.epoch)
+    return float(getattr(result.best, spec.training.metric))

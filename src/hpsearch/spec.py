@@ -1,0 +1,423 @@
+"""Study files (TOML) to one frozen, typed spec: unknown keys and bad ranges fail on load."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import math
+import tomllib
+import types
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
+
+from hpsearch.errors import SpecError
+
+Optimizer = Literal["sgd", "momentum", "adagrad", "rmsprop", "adam"]
+Init = Literal["he", "xavier"]
+Metric = Literal["valid_accuracy", "valid_loss"]
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """Which data set, and the fixed seeded train/validation split drawn from its training set."""
+
+    dataset: Literal["mnist"] = "mnist"
+    train_size: int = 48000
+    valid_size: int = 12000
+    split_seed: int = 0
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Architecture knobs that are fixed for the whole study."""
+
+    hidden: tuple[int, ...] = (500, 400, 300, 200, 100, 50)
+    negative_slope: float = 0.01
+
+
+@dataclass(frozen=True)
+class TrainingSpec:
+    """Fixed training settings, and the value of every hyperparameter that is not searched."""
+
+    max_epochs: int = 20
+    patience: int = 3
+    metric: Metric = "valid_accuracy"
+    optimizer: Optimizer = "adam"
+    init: Init = "he"
+    lr: float = 1e-3
+    momentum: float = 0.9
+    weight_decay: float = 0.0
+    l1: float = 0.0
+    batch_size: int = 128
+    batch_norm: bool = False
+    dropout: float = 0.0
+
+
+# Searchable hyperparameters, in the order they are suggested (batch_norm before dropout,
+# because dropout is only used without BatchNorm).
+TUNABLE = (
+    "optimizer",
+    "init",
+    "lr",
+    "momentum",
+    "weight_decay",
+    "l1",
+    "batch_size",
+    "batch_norm",
+    "dropout",
+)
+
+# name -> (lowest allowed, highest allowed, is the high end open?)
+BOUNDS: dict[str, tuple[float, float, bool]] = {
+    "lr": (1e-12, 10.0, False),
+    "momentum": (0.0, 1.0, True),
+    "weight_decay": (0.0, 1.0, False),
+    "l1": (0.0, 1.0, False),
+    "batch_size": (1, 1 << 20, False),
+    "dropout": (0.0, 1.0, True),
+}
+
+
+@dataclass(frozen=True)
+class FloatRange:
+    """A float searched uniformly (optionally stepped) or log-uniformly."""
+
+    low: float
+    high: float
+    log: bool = False
+    step: float | None = None
+
+
+@dataclass(frozen=True)
+class IntRange:
+    """An integer searched uniformly or log-uniformly."""
+
+    low: int
+    high: int
+    log: bool = False
+    step: int = 1
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A categorical hyperparameter: one of a fixed list of values."""
+
+    choices: tuple[Any, ...]
+
+
+ParamRange = FloatRange | IntRange | Choice
+
+
+@dataclass(frozen=True)
+class SamplerSpec:
+    """Which Optuna sampler proposes trials."""
+
+    kind: Literal["random", "tpe"] = "tpe"
+    n_startup_trials: int = 10
+
+
+@dataclass(frozen=True)
+class PrunerSpec:
+    """Which Optuna pruner stops trials that fall behind, and its parameters."""
+
+    kind: Literal["median", "successive_halving", "hyperband", "threshold", "none"] = "median"
+    n_startup_trials: int = 5
+    n_warmup_steps: int = 1
+    min_resource: int = 1
+    reduction_factor: int = 3
+    lower: float | None = None
+    upper: float | None = None
+
+
+PRUNER_KEYS: dict[str, frozenset[str]] = {
+    "median": frozenset({"n_startup_trials", "n_warmup_steps"}),
+    "successive_halving": frozenset({"min_resource", "reduction_factor"}),
+    "hyperband": frozenset({"min_resource", "reduction_factor"}),
+    "threshold": frozenset({"lower", "upper", "n_warmup_steps"}),
+    "none": frozenset(),
+}
+SAMPLER_KEYS: dict[str, frozenset[str]] = {
+    "random": frozenset(),
+    "tpe": frozenset({"n_startup_trials"}),
+}
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """Everything one study file says; frozen so a running study cannot drift from its file."""
+
+    name: str
+    path: Path
+    text: str
+    description: str = ""
+    seed: int = 0
+    data: DataSpec = field(default_factory=DataSpec)
+    model: ModelSpec = field(default_factory=ModelSpec)
+    training: TrainingSpec = field(default_factory=TrainingSpec)
+    search: Mapping[str, ParamRange] = field(default_factory=lambda: types.MappingProxyType({}))
+    sampler: SamplerSpec = field(default_factory=SamplerSpec)
+    pruner: PrunerSpec = field(default_factory=PrunerSpec)
+
+    @property
+    def direction(self) -> Literal["maximize", "minimize"]:
+        """Accuracy is maximized, loss minimized."""
+        return "maximize" if self.training.metric == "valid_accuracy" else "minimize"
+
+    @property
+    def text_hash(self) -> str:
+        """A short fingerprint of the file's text, for manifests and change detection."""
+        return hashlib.sha256(self.text.encode()).hexdigest()[:16]
+
+
+# ---------------------------------------------------------------- finding study files
+
+
+def studies_dir() -> Path:
+    """The shipped study files: inside the wheel, or at the root of a source checkout."""
+    here = Path(__file__).resolve().parent
+    packaged = here / "studies"
+    return packaged if packaged.is_dir() else here.parents[1] / "studies"
+
+
+def list_study_files() -> list[Path]:
+    """Every shipped study file, sorted by name."""
+    return sorted(studies_dir().glob("*.toml"))
+
+
+def resolve_study(name_or_path: str) -> Path:
+    """A study name from studies/, or a path to a .toml file, to an existing file."""
+    candidate = Path(name_or_path).expanduser()
+    if candidate.suffix == ".toml" or "/" in name_or_path:
+        if candidate.is_file():
+            return candidate
+        raise SpecError(f"study file '{name_or_path}' does not exist; check the path")
+    shipped = studies_dir() / f"{name_or_path}.toml"
+    if shipped.is_file():
+        return shipped
+    known = ", ".join(p.stem for p in list_study_files()) or "(none)"
+    raise SpecError(
+        f"unknown study '{name_or_path}'; known studies: {known} (or pass a path to a .toml file)"
+    )
+
+
+def load_spec(name_or_path: str) -> StudySpec:
+    """Read, parse and validate a study file named by study name or path."""
+    path = resolve_study(name_or_path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(
+            f"{path}: cannot read the study file ({exc}); check its permissions"
+        ) from exc
+    return parse_spec(text, path)
+
+
+def parse_spec(text: str, path: Path) -> StudySpec:
+    """Parse TOML text into a validated spec; every error names the file and the key."""
+    try:
+        table = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(f"{path}: malformed TOML: {exc}; fix the syntax on that line") from exc
+    try:
+        return _spec_from_table(table, path, text)
+    except SpecError as exc:
+        raise SpecError(f"{path}: {exc}") from None
+
+
+def _spec_from_table(table: dict[str, Any], path: Path, text: str) -> StudySpec:
+    """Build the spec section by section, then check what spans sections."""
+    table = dict(table)
+    search_table = table.pop("search", {})
+    table.setdefault("name", path.stem)
+    for key in _INTERNAL & table.keys():
+        raise SpecError(f"unknown key '{key}'; it is set by hpsearch, remove it")
+    spec: StudySpec = _build(StudySpec, {**table, "path": path, "text": text}, "")
+    search = _parse_search(search_table)
+    spec = dataclasses.replace(spec, search=types.MappingProxyType(search))
+    _check_spec(spec)
+    return spec
+
+
+# ---------------------------------------------------------------- generic typed building
+
+
+_INTERNAL = frozenset({"path", "text"})
+
+
+def _build(cls: type[Any], table: Any, where: str) -> Any:
+    """Make dataclass `cls` from a TOML table, rejecting unknown keys and wrong types."""
+    if not isinstance(table, dict):
+        raise SpecError(f"{where or 'the file'} must be a table but got {table!r}")
+    hints = get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    for key in table:
+        if key not in names:
+            public = [n for n in names if n not in _INTERNAL] + (["search"] if not where else [])
+            public = list(dict.fromkeys(public))
+            raise SpecError(
+                f"unknown key '{_join(where, key)}'; known keys here: {', '.join(public)}"
+            )
+    kwargs = {
+        key: value
+        if key in _INTERNAL and not where
+        else _coerce(hints[key], value, _join(where, key))
+        for key, value in table.items()
+    }
+    try:
+        return cls(**kwargs)
+    except TypeError as exc:  # a required key is missing
+        raise SpecError(f"{where or 'the file'}: {exc}; add the missing key") from None
+
+
+def _join(where: str, key: str) -> str:
+    """Dotted key path for messages, e.g. 'search.lr.low'."""
+    return f"{where}.{key}" if where else key
+
+
+def _coerce(tp: Any, value: Any, where: str) -> Any:
+    """Check one TOML value against a type hint, converting ints to floats where allowed."""
+    if tp is Any:
+        return value
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        options = [a for a in get_args(tp) if a is not type(None)]
+        return _coerce(options[0], value, where)
+    if origin is Literal:
+        allowed = get_args(tp)
+        if value not in allowed:
+            raise SpecError(
+                f"{where} must be one of {', '.join(map(repr, allowed))} but got {value!r}"
+            )
+        return value
+    if origin is tuple:
+        if not isinstance(value, list):
+            raise SpecError(f"{where} must be a list but got {value!r}")
+        return tuple(_coerce(get_args(tp)[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return _build(tp, value, where)
+    if tp is bool and isinstance(value, bool):
+        return value
+    if tp is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    if tp is str and isinstance(value, str):
+        return value
+    raise SpecError(f"{where} must be {_describe(tp)} but got {value!r}")
+
+
+def _describe(tp: Any) -> str:
+    """Human name of a type for error messages."""
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(
+        tp, str(tp)
+    )
+
+
+# ---------------------------------------------------------------- the search space
+
+
+def _parse_search(table: Any) -> dict[str, ParamRange]:
+    """Turn [search] into typed ranges, in suggestion order."""
+    if not isinstance(table, dict):
+        raise SpecError(f"search must be a table but got {table!r}")
+    for name in table:
+        if name not in TUNABLE:
+            raise SpecError(
+                f"unknown key 'search.{name}'; searchable hyperparameters: {', '.join(TUNABLE)}"
+            )
+    return {name: _parse_range(name, table[name]) for name in TUNABLE if name in table}
+
+
+def _parse_range(name: str, raw: Any) -> ParamRange:
+    """One [search.<name>] table to a typed, validated range."""
+    where = f"search.{name}"
+    kind = get_type_hints(TrainingSpec)[name]
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{where} must be a table like {{ low = .., high = .. }} or {{ choices = [..] }}"
+        )
+    if "choices" in raw:
+        choice: Choice = _build(Choice, raw, where)
+        if not choice.choices:
+            raise SpecError(f"{where}.choices is empty; list at least one value")
+        values = tuple(_coerce(kind, v, f"{where}.choices") for v in choice.choices)
+        for value in values:
+            _check_bound(name, value, f"{where}.choices")
+        return Choice(values)
+    if kind is float:
+        rng: FloatRange | IntRange = _build(FloatRange, raw, where)
+    elif kind is int:
+        rng = _build(IntRange, raw, where)
+    else:
+        raise SpecError(f"{where} takes only choices = [...] but got {raw!r}")
+    _check_range(name, rng, where)
+    return rng
+
+
+def _check_range(name: str, rng: FloatRange | IntRange, where: str) -> None:
+    """Ordered bounds, positive on a log scale, a sensible step, inside the allowed domain."""
+    if rng.low > rng.high:
+        raise SpecError(
+            f"{where}: low must be ≤ high but got low={rng.low}, high={rng.high}; swap them"
+        )
+    if rng.log and rng.low <= 0:
+        raise SpecError(f"{where}.low must be > 0 on a log scale but got {rng.low}")
+    if rng.step is not None and rng.step <= 0:
+        raise SpecError(f"{where}.step must be > 0 but got {rng.step}")
+    if rng.log and rng.step not in (None, 1):
+        raise SpecError(f"{where}: a log scale cannot have a step; drop one of them")
+    _check_bound(name, rng.low, f"{where}.low")
+    _check_bound(name, rng.high, f"{where}.high")
+
+
+def _check_bound(name: str, value: Any, where: str) -> None:
+    """Keep numeric hyperparameters inside the values that make sense for them."""
+    if name not in BOUNDS:
+        return
+    low, high, open_high = BOUNDS[name]
+    if not math.isfinite(value) or value < low:
+        raise SpecError(f"{where} must be ≥ {low:g} but got {value}")
+    if value > high or (open_high and value >= high):
+        relation = "<" if open_high else "≤"
+        raise SpecError(f"{where} must be {relation} {high:g} but got {value}")
+
+
+def _check_spec(spec: StudySpec) -> None:
+    """Cross-field checks: defaults in range, sizes positive, sampler and pruner keys fit."""
+    if not spec.name.strip():
+        raise SpecError("name must not be empty")
+    for name in TUNABLE:
+        value = getattr(spec.training, name)
+        if not isinstance(value, str | bool):
+            _check_bound(name, value, f"training.{name}")
+    _positive(spec.data.train_size, "data.train_size")
+    _positive(spec.data.valid_size, "data.valid_size")
+    _positive(spec.training.max_epochs, "training.max_epochs")
+    _positive(spec.training.patience, "training.patience")
+    for i, width in enumerate(spec.model.hidden):
+        _positive(width, f"model.hidden[{i}]")
+    _check_kind_keys("sampler", spec.sampler, SAMPLER_KEYS)
+    _check_kind_keys("pruner", spec.pruner, PRUNER_KEYS)
+    if spec.pruner.kind == "threshold" and spec.pruner.lower is None and spec.pruner.upper is None:
+        raise SpecError("pruner kind 'threshold' needs lower or upper; add one of them")
+
+
+def _positive(value: int, where: str) -> None:
+    """Counts and sizes must be at least 1."""
+    if value < 1:
+        raise SpecError(f"{where} must be ≥ 1 but got {value}")
+
+
+def _check_kind_keys(section: str, value: Any, allowed: dict[str, frozenset[str]]) -> None:
+    """A key set for one kind (e.g. reduction_factor) must not sit on another kind."""
+    default = type(value)()
+    for f in dataclasses.fields(value):
+        if f.name == "kind" or getattr(value, f.name) == getattr(default, f.name):
+            continue
+        if f.name not in allowed[value.kind]:
+            keys = ", ".join(sorted(allowed[value.kind])) or "no other keys"
+            raise SpecError(
+                f"{section}.{f.name} does not apply to kind '{value.kind}'; it takes {keys}"
+            )

@@ -1,0 +1,102 @@
+"""Storage URLs to Optuna RDB storages: SQLite by default, any SQLAlchemy URL for many workers."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hpsearch.errors import StorageError
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import RDBStorage
+
+DEFAULT_STORAGE = "sqlite:///hpsearch.db"
+SQLITE_TIMEOUT_S = 60
+URL_HELP = "use e.g. sqlite:///hpsearch.db or postgresql+psycopg://user:password@host/db"
+
+
+def masked(url: str) -> str:
+    """The URL with any password replaced, safe for logs and messages."""
+    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+
+
+def open_storage(url: str) -> RDBStorage:
+    """An Optuna RDB storage for a SQLAlchemy URL, with clear errors for bad or dead databases."""
+    import sqlalchemy.exc
+    from optuna.storages import RDBStorage
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except sqlalchemy.exc.ArgumentError:
+        raise StorageError(f"bad storage URL '{masked(url)}'; {URL_HELP}") from None
+    if parsed.get_backend_name() == "sqlite":
+        _prepare_sqlite(parsed.database)
+        engine_kwargs: dict[str, object] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
+    else:
+        engine_kwargs = {"pool_pre_ping": True}  # an idle connection may have been dropped
+    try:
+        return RDBStorage(url, engine_kwargs=engine_kwargs)
+    except (ImportError, sqlalchemy.exc.NoSuchModuleError):
+        raise StorageError(
+            f"no database driver for '{parsed.drivername}' in '{masked(url)}'; install it "
+            "(for PostgreSQL: pip install 'hpsearch[postgres]') or " + URL_HELP
+        ) from None
+    except (sqlalchemy.exc.SQLAlchemyError, RuntimeError) as exc:
+        raise StorageError(
+            f"cannot open the database at {masked(url)}: {_first_line(exc)}; check that the "
+            "server is running and the URL is right"
+        ) from None
+
+
+def _prepare_sqlite(database: str | None) -> None:
+    """Check the SQLite file's folder and switch the file to WAL so workers can share it."""
+    if not database or database == ":memory:":
+        return
+    path = Path(database)
+    if not path.parent.is_dir():
+        raise StorageError(
+            f"cannot create SQLite file {path}: folder {path.parent} does not exist; create it "
+            "or choose another --storage path"
+        )
+    try:
+        with sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S) as conn:
+            conn.execute("PRAGMA journal_mode=WAL")
+    except sqlite3.Error as exc:
+        raise StorageError(
+            f"cannot use {path} as a SQLite database: {exc}; choose another --storage path"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The driver's own message, first line only, without SQLAlchemy's boilerplate."""
+    inner = getattr(exc, "orig", None) or exc
+    text = str(inner).strip().splitlines()
+    return masked(text[0] if text else type(inner).__name__)[:300]
+
+
+def stored_direction(storage: RDBStorage, name: str) -> str | None:
+    """'maximize' or 'minimize' for a stored study, or None when it does not exist yet."""
+    try:
+        study_id = storage.get_study_id_from_name(name)
+    except KeyError:
+        return None
+    directions = storage.get_study_directions(study_id)
+    return "maximize" if directions[0].name == "MAXIMIZE" else "minimize"
+
+
+def load_study(storage_url: str, name: str) -> optuna.Study:
+    """An existing study, or a clear error naming the storage that lacks it."""
+    import optuna
+
+    storage = open_storage(storage_url)
+    if stored_direction(storage, name) is None:
+        known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
+        raise StorageError(
+            f"no study '{name}' in {masked(storage_url)} (studies there: {known}); run "
+            f"`hpsearch run --study {name}` first or pass the right --storage"
+        )
+    return optuna.load_study(study_name=name, storage=storage)

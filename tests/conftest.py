@@ -1,0 +1,94 @@
+"""Shared fixtures: the committed MNIST subset, tiny study files, and temporary SQLite storage."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from hpsearch.cli import main
+
+# Tests never download anything: data comes from tests/data or HPSEARCH_DATA_DIR.
+os.environ["HPSEARCH_OFFLINE"] = "1"
+os.environ.pop("HPSEARCH_STORAGE", None)
+
+TEST_DATA = Path(__file__).parent / "data"
+
+TINY_STUDY = """\
+description = "tiny test study"
+seed = 3
+[data]
+train_size = 2400
+valid_size = 600
+[training]
+max_epochs = {max_epochs}
+patience = 2
+[search]
+lr = {{ low = 3e-4, high = 3e-3, log = true }}
+weight_decay = {{ low = 1e-6, high = 1e-3, log = true }}
+batch_size = {{ choices = [128, 256] }}
+batch_norm = {{ choices = [true, false] }}
+dropout = {{ low = 0.1, high = 0.5, step = 0.1 }}
+[sampler]
+kind = "random"
+[pruner]
+{pruner}
+"""
+
+
+@pytest.fixture
+def mnist_dir() -> Path:
+    """The committed real MNIST subset (3,000 train, 1,000 test images)."""
+    return TEST_DATA
+
+
+@pytest.fixture
+def full_data_dir() -> Path:
+    """The full data named by HPSEARCH_DATA_DIR: skipped when unset, a failure when missing."""
+    value = os.environ.get("HPSEARCH_DATA_DIR")
+    if not value:
+        pytest.skip("HPSEARCH_DATA_DIR is not set")
+    path = Path(value)
+    assert (path / "MNIST" / "raw" / "train-images-idx3-ubyte").is_file(), (
+        f"HPSEARCH_DATA_DIR={value} lacks MNIST/raw"
+    )
+    return path
+
+
+@pytest.fixture
+def make_study(tmp_path: Path) -> Callable[..., Path]:
+    """Write a tiny study file; pruner and epochs can be changed per test."""
+
+    def write(
+        name: str = "tiny",
+        max_epochs: int = 2,
+        pruner: str = 'kind = "none"',
+        text: str | None = None,
+    ) -> Path:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(text or TINY_STUDY.format(max_epochs=max_epochs, pruner=pruner))
+        return path
+
+    return write
+
+
+@pytest.fixture
+def storage_url(tmp_path: Path) -> str:
+    """A fresh SQLite file in the test's temporary folder."""
+    return f"sqlite:///{tmp_path / 'trials.db'}"
+
+
+@pytest.fixture
+def cli(mnist_dir: Path) -> Callable[..., Result]:
+    """Invoke the real CLI in-process; `run` gets the MNIST subset and no progress bar."""
+
+    def invoke(*args: str) -> Result:
+        extra: list[str] = []
+        if args and args[0] == "run":
+            extra = ["--data-dir", str(mnist_dir), "--device", "cpu", "--no-progress"]
+        return CliRunner().invoke(main, [*args, *extra], catch_exceptions=False)
+
+    return invoke

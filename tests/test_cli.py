@@ -1,0 +1,316 @@
+"""The real CLI: tiny studies on SQLite, resume, pruning, and every bad input as one clean line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import Result
+
+Cli = Callable[..., Result]
+
+
+def snapshot(url: str, name: str) -> list[tuple[int, str, float | None, dict[str, object]]]:
+    """Everything stored about a study's trials, to prove a failed command changed nothing."""
+    study = optuna.load_study(study_name=name, storage=url)
+    return [(t.number, t.state.name, t.value, t.params) for t in study.trials]
+
+
+def assert_one_line_error(result: Result, *fragments: str) -> None:
+    """Non-zero exit, a single 'Error: ...' line, no traceback."""
+    assert result.exit_code != 0, result.output
+    lines = [line for line in result.output.splitlines() if line.strip()]
+    assert len(lines) == 1, result.output
+    assert lines[0].startswith("Error: "), result.output
+    assert "Traceback" not in result.output
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+@pytest.fixture
+def stored(cli: Cli, make_study: Callable[..., Path], storage_url: str) -> tuple[Path, str]:
+    """A tiny study with two finished trials already in storage."""
+    study = make_study()
+    result = cli("run", "--study", str(study), "--trials", "2", "--storage", storage_url)
+    assert result.exit_code == 0, result.output
+    return study, storage_url
+
+
+def test_run_persists_trials_with_history_to_sqlite(stored: tuple[Path, str]) -> None:
+    _, url = stored
+    study = optuna.load_study(study_name="tiny", storage=url)
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    for trial in study.trials:
+        history = trial.user_attrs["history"]
+        assert [h["epoch"] for h in history] == [1, 2]
+        assert set(history[0]) == {"epoch", "train_loss", "valid_loss", "valid_accuracy", "seconds"}
+        assert trial.intermediate_values == {h["epoch"]: h["valid_accuracy"] for h in history}
+        assert trial.user_attrs["epochs"] == 2
+        assert 0.2 < trial.value <= 1.0  # well above chance (0.1) after two short epochs
+        assert trial.value == history[trial.user_attrs["best_epoch"] - 1]["valid_accuracy"]
+    assert study.user_attrs["study_file_hash"]
+
+
+def test_resume_reaches_the_total_exactly(cli: Cli, stored: tuple[Path, str]) -> None:
+    path, url = stored
+    before = snapshot(url, "tiny")
+    result = cli("run", "--study", str(path), "--trials", "5", "--storage", url)
+    assert result.exit_code == 0, result.output
+    assert "5/5 trials finished" in result.output
+    after = snapshot(url, "tiny")
+    assert len(after) == 5 and after[:2] == before
+    assert len({tuple(sorted(t[3].items())) for t in after}) == 5, "resume replayed old draws"
+    again = cli("run", "--study", str(path), "--trials", "5", "--storage", url)
+    assert again.exit_code == 0 and snapshot(url, "tiny") == after
+
+
+def test_forced_pruner_prunes(cli: Cli, make_study: Callable[..., Path], storage_url: str) -> None:
+    study = make_study(max_epochs=3, pruner='kind = "threshold"\nlower = 0.999\nn_warmup_steps = 0')
+    result = cli("run", "--study", str(study), "--trials", "3", "--storage", storage_url)
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="tiny", storage=storage_url).trials
+    assert [t.state.name for t in trials] == ["PRUNED"] * 3
+    assert all(t.user_attrs["pruned_at_epoch"] == 1 for t in trials)
+    assert all(len(t.user_attrs["history"]) == 1 for t in trials)
+    assert "3 pruned" in result.output
+
+
+def test_median_pruner_prunes_a_bad_trial(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str
+) -> None:
+    text = (
+        "seed = 0\n[data]\ntrain_size = 2400\nvalid_size = 600\n[training]\nmax_epochs = 3\n"
+        "[search]\nlr = { choices = [0.001, 0.001, 0.001, 1e-9] }\n[sampler]\nkind = 'random'\n"
+        "[pruner]\nkind = 'median'\nn_startup_trials = 2\nn_warmup_steps = 0\n"
+    )
+    study = make_study(text=text)
+    result = cli("run", "--study", str(study), "--trials", "8", "--storage", storage_url)
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="tiny", storage=storage_url).trials
+    hopeless = [t for t in trials[2:] if t.params["lr"] == 1e-9]
+    assert hopeless, "the seeded draw should include the hopeless lr after the startup trials"
+    assert all(t.state.name == "PRUNED" and t.user_attrs["pruned_at_epoch"] == 1 for t in hopeless)
+
+
+def test_best_prints_value_params_epochs_and_time(cli: Cli, stored: tuple[Path, str]) -> None:
+    path, url = stored
+    result = cli("best", "--study", str(path), "--storage", url)
+    assert result.exit_code == 0, result.output
+    best = optuna.load_study(study_name="tiny", storage=url).best_trial
+    assert f"best trial #{best.number}: valid_accuracy = {best.value:.4f}" in result.output
+    assert "best epoch" in result.output and "lr" in result.output
+
+
+def test_same_seed_gives_same_results_on_cpu(
+    cli: Cli, make_study: Callable[..., Path], tmp_path: Path
+) -> None:
+    study = make_study()
+    values = []
+    for db in ("a.db", "b.db"):
+        url = f"sqlite:///{tmp_path / db}"
+        assert cli("run", "--study", str(study), "--trials", "2", "--storage", url).exit_code == 0
+        values.append(snapshot(url, "tiny"))
+    assert values[0] == values[1]
+
+
+def test_studies_lists_shipped_files(cli: Cli) -> None:
+    result = cli("studies")
+    assert result.exit_code == 0
+    assert any(line.startswith("mnist-reg ") for line in result.output.splitlines())
+
+
+def test_help_mentions_total_and_resume(cli: Cli) -> None:
+    result = cli("run", "--help")
+    text = " ".join(result.output.split())
+    assert "TOTAL" in text and "re-running the same command" in text
+
+
+def test_help_runs_as_a_subprocess_without_torch() -> None:
+    code = "import sys; from hpsearch.cli import main; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    result = subprocess.run(
+        [sys.executable, "-m", "hpsearch", "--help"], capture_output=True, text=True, check=True
+    )
+    assert "run" in result.stdout
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def test_unknown_study_lists_known_ones(cli: Cli, stored: tuple[Path, str]) -> None:
+    _, url = stored
+    before = snapshot(url, "tiny")
+    result = cli("run", "--study", "mnist-nope", "--trials", "3", "--storage", url)
+    assert_one_line_error(result, "unknown study 'mnist-nope'", "mnist-reg")
+    assert snapshot(url, "tiny") == before
+
+
+@pytest.mark.parametrize(
+    ("edit", "fragments"),
+    [
+        (lambda t: t.replace("[training]", "[training\n"), ("malformed TOML", "line 6")),
+        (lambda t: t + "colour = 'red'\n", ("unknown key 'pruner.colour'",)),
+        (
+            lambda t: t.replace("low = 3e-4, high = 3e-3", "low = 3e-3, high = 3e-4"),
+            ("low must be ≤ high",),
+        ),
+        (
+            lambda t: t.replace("low = 3e-4, high = 3e-3", "low = 0, high = 3e-3"),
+            ("> 0 on a log scale",),
+        ),
+        (
+            lambda t: t.replace("high = 0.5, step", "high = 1.5, step"),
+            ("search.dropout.high must be < 1 but got 1.5",),
+        ),
+        (lambda t: t.replace("[128, 256]", "[]"), ("search.batch_size.choices is empty",)),
+        (
+            lambda t: t.replace("max_epochs = 2", "max_epochs = 2\nmetric = 'valid_loss'"),
+            ("set to maximize", "minimizes valid_loss"),
+        ),
+    ],
+)
+def test_bad_study_file_changes_nothing(
+    cli: Cli, stored: tuple[Path, str], edit: Callable[[str], str], fragments: tuple[str, ...]
+) -> None:
+    path, url = stored
+    before = snapshot(url, "tiny")
+    path.write_text(edit(path.read_text()))
+    result = cli("run", "--study", str(path), "--trials", "4", "--storage", url)
+    assert_one_line_error(result, *fragments)
+    assert snapshot(url, "tiny") == before
+
+
+@pytest.mark.parametrize("trials", ["0", "-3"])
+def test_non_positive_trials(cli: Cli, stored: tuple[Path, str], trials: str) -> None:
+    path, url = stored
+    before = snapshot(url, "tiny")
+    result = cli("run", "--study", str(path), "--trials", trials, "--storage", url)
+    assert_one_line_error(result, f"--trials must be ≥ 1 but got {trials}")
+    assert snapshot(url, "tiny") == before
+
+
+@pytest.mark.parametrize(
+    ("url", "fragments"),
+    [
+        ("not a url", ("bad storage URL",)),
+        ("nosuchdb://x/y", ("no database driver for 'nosuchdb'",)),
+        ("sqlite:////nonexistent/folder/x.db", ("folder /nonexistent/folder does not exist",)),
+        (
+            "postgresql+psycopg://bob:s3cret@127.0.0.1:1/db",
+            ("cannot open the database at postgresql+psycopg://bob:***@127.0.0.1:1/db",),
+        ),
+    ],
+)
+def test_bad_or_unreachable_storage(
+    cli: Cli, make_study: Callable[..., Path], url: str, fragments: tuple[str, ...]
+) -> None:
+    result = cli("run", "--study", str(make_study()), "--trials", "1", "--storage", url)
+    assert_one_line_error(result, *fragments)
+    assert "s3cret" not in result.output
+
+
+def test_storage_that_is_not_a_database(
+    cli: Cli, make_study: Callable[..., Path], tmp_path: Path
+) -> None:
+    junk = tmp_path / "notes.db"
+    junk.write_text("these are my notes, not a database\n" * 100)
+    result = cli(
+        "run", "--study", str(make_study()), "--trials", "1", "--storage", f"sqlite:///{junk}"
+    )
+    assert_one_line_error(result, "cannot use", "as a SQLite database")
+    assert junk.read_text().startswith("these are my notes")
+
+
+def test_missing_mnist_offline_says_where(
+    make_study: Callable[..., Path], storage_url: str, tmp_path: Path
+) -> None:
+    from click.testing import CliRunner
+
+    from hpsearch.cli import main
+
+    empty = tmp_path / "empty"
+    args = [
+        "run",
+        "--study",
+        str(make_study()),
+        "--trials",
+        "1",
+        "--storage",
+        storage_url,
+        "--data-dir",
+        str(empty),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert_one_line_error(
+        result, f"MNIST not found in {empty / 'MNIST' / 'raw'}", "train-images-idx3-ubyte"
+    )
+    assert optuna.get_all_study_names(storage_url) == []
+
+
+def test_best_without_study_or_completed_trial(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str
+) -> None:
+    study = make_study(max_epochs=2, pruner='kind = "threshold"\nlower = 0.999\nn_warmup_steps = 0')
+    assert_one_line_error(
+        cli("best", "--study", str(study), "--storage", storage_url), "no study 'tiny'"
+    )
+    cli("run", "--study", str(study), "--trials", "1", "--storage", storage_url)
+    assert_one_line_error(
+        cli("best", "--study", str(study), "--storage", storage_url), "no completed trial"
+    )
+
+
+def test_unavailable_device(cli: Cli, make_study: Callable[..., Path], storage_url: str) -> None:
+    from click.testing import CliRunner
+
+    from hpsearch.cli import main
+
+    args = [
+        "run",
+        "--study",
+        str(make_study()),
+        "--trials",
+        "1",
+        "--storage",
+        storage_url,
+        "--device",
+        "cuda:7",
+        "--no-progress",
+    ]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert_one_line_error(result, "device 'cuda:7' is not available")
+
+
+def test_shipped_study_runs_on_full_mnist(full_data_dir: Path, storage_url: str) -> None:
+    from click.testing import CliRunner
+
+    from hpsearch.cli import main
+
+    args = [
+        "run",
+        "--study",
+        "mnist-reg",
+        "--trials",
+        "1",
+        "--max-epochs",
+        "1",
+        "--storage",
+        storage_url,
+        "--data-dir",
+        str(full_data_dir),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    trial = optuna.load_study(study_name="mnist-reg", storage=storage_url).trials[0]
+    assert trial.state.name == "COMPLETE" and trial.value > 0.85

@@ -1,0 +1,95 @@
+"""Study files load into frozen typed specs; bad files fail with the key and the received value."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from hpsearch.errors import SpecError
+from hpsearch.spec import Choice, FloatRange, list_study_files, load_spec, parse_spec
+
+
+def parse(text: str) -> object:
+    """Parse study text as if read from x.toml."""
+    return parse_spec(text, Path("x.toml"))
+
+
+def test_shipped_mnist_reg_matches_the_issue() -> None:
+    spec = load_spec("mnist-reg")
+    assert spec.name == "mnist-reg"
+    assert spec.direction == "maximize"
+    assert (spec.data.train_size, spec.data.valid_size) == (48000, 12000)
+    assert spec.model.hidden == (500, 400, 300, 200, 100, 50)
+    assert spec.search["lr"] == FloatRange(1e-4, 1e-1, log=True)
+    assert spec.search["dropout"] == FloatRange(0.1, 0.5, step=0.1)
+    assert spec.search["batch_norm"] == Choice((True, False))
+    assert list(spec.search) == ["lr", "weight_decay", "batch_size", "batch_norm", "dropout"]
+
+
+def test_every_shipped_study_file_is_valid() -> None:
+    files = list_study_files()
+    assert files, "no study files found"
+    for path in files:
+        assert load_spec(str(path)).name == path.stem
+
+
+def test_spec_is_frozen() -> None:
+    spec = load_spec("mnist-reg")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        spec.seed = 5  # type: ignore[misc]
+    with pytest.raises(TypeError):
+        spec.search["lr"] = FloatRange(1, 2)  # type: ignore[index]
+
+
+def test_name_defaults_to_file_stem_and_ints_become_floats() -> None:
+    spec = parse_spec("[search]\nlr = { low = 1, high = 2 }\n", Path("/a/my-study.toml"))
+    assert spec.name == "my-study"
+    assert spec.search["lr"] == FloatRange(1.0, 2.0)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("seed = 1\nlr = 3", "unknown key 'lr'"),
+        ("[training]\nlearning_rate = 0.1", "unknown key 'training.learning_rate'"),
+        ("[search]\nmomentum2 = { choices = [1] }", "unknown key 'search.momentum2'"),
+        ("[search]\nlr = { low = 1e-4, high = 1e-1, lg = true }", "unknown key 'search.lr.lg'"),
+        ("[search]\nlr = { low = 0.1, high = 0.001 }", "search.lr: low must be ≤ high"),
+        ("[search]\nlr = { low = 0, high = 0.1, log = true }", "must be > 0 on a log scale"),
+        (
+            "[search]\nweight_decay = { low = -1, high = 1, log = true }",
+            "search.weight_decay.low must be > 0 on a log scale but got -1",
+        ),
+        (
+            "[search]\ndropout = { low = 0.1, high = 1.5 }",
+            "search.dropout.high must be < 1 but got 1.5",
+        ),
+        ("[search]\ndropout = { low = -0.1, high = 0.5 }", "search.dropout.low must be ≥ 0"),
+        ("[training]\ndropout = 1.0", "training.dropout must be < 1 but got 1.0"),
+        ("[search]\nbatch_size = { choices = [] }", "search.batch_size.choices is empty"),
+        ("[search]\nbatch_norm = { choices = [1, 2] }", "must be true or false but got 1"),
+        ("[search]\noptimizer = { choices = ['adam', 'lbfgs'] }", "but got 'lbfgs'"),
+        ("[training]\nmax_epochs = 0", "training.max_epochs must be ≥ 1 but got 0"),
+        ("[training]\nmax_epochs = 'ten'", "training.max_epochs must be an integer but got 'ten'"),
+        (
+            "[pruner]\nkind = 'median'\nreduction_factor = 2",
+            "pruner.reduction_factor does not apply",
+        ),
+        ("[pruner]\nkind = 'threshold'", "needs lower or upper"),
+        ("[sampler]\nkind = 'grid'", "sampler.kind must be one of"),
+        ("path = 'x'", "unknown key 'path'"),
+    ],
+)
+def test_bad_spec_names_the_key_and_value(text: str, message: str) -> None:
+    with pytest.raises(SpecError, match=None) as info:
+        parse(text)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_malformed_toml_gives_the_line() -> None:
+    with pytest.raises(SpecError) as info:
+        parse("seed = 1\n[training\nmax_epochs = 3\n")
+    assert "line 2" in str(info.value)

@@ -1,0 +1,106 @@
+"""The model in train() and eval() modes, and a real short training run on real MNIST images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from hpsearch.data import mnist_splits
+from hpsearch.objectives.mnist import build_mlp
+from hpsearch.spec import DataSpec
+from hpsearch.train import EpochStats, FitConfig, evaluate, fit, make_optimizer, resolve_device
+
+
+def test_blocks_follow_the_classic_layout() -> None:
+    with_bn = build_mlp((500, 400, 300, 200, 100, 50), batch_norm=True, dropout=0.3)
+    names = [type(m).__name__ for m in with_bn]
+    assert names == ["Linear", "LeakyReLU", "BatchNorm1d"] * 6 + ["Linear"]
+    without = build_mlp((500, 400, 300, 200, 100, 50), batch_norm=False, dropout=0.3)
+    assert [type(m).__name__ for m in without][2::3][:6] == ["Dropout"] * 6
+    assert without[-1].in_features == 50 and without[-1].out_features == 10
+
+
+def test_dropout_scales_by_inverse_keep_in_train_and_is_identity_in_eval() -> None:
+    torch.manual_seed(0)
+    drop = build_mlp((8,), batch_norm=False, dropout=0.25)[2]
+    x = torch.ones(1000, 8)
+    drop.train()
+    out = drop(x)
+    kept = out[out != 0]
+    assert torch.allclose(kept, torch.full_like(kept, 1 / 0.75))
+    assert 0.2 < (out == 0).float().mean().item() < 0.3
+    drop.eval()
+    assert torch.equal(drop(x), x)
+
+
+def test_batchnorm_uses_batch_stats_in_train_and_running_stats_in_eval() -> None:
+    torch.manual_seed(0)
+    model = build_mlp((16,), batch_norm=True, dropout=0.0)
+    bn = model[2]
+    x = torch.randn(256, 784) * 3 + 1
+    model.train()
+    before = bn.running_mean.clone()
+    hidden = model[1](model[0](x))
+    normed = bn(hidden)
+    assert not torch.equal(bn.running_mean, before), "train() must update running statistics"
+    assert normed.mean(0).abs().max() < 1e-4  # normalized with this batch's own statistics
+    model.eval()
+    one = model(x[:1])
+    assert torch.allclose(one, model(x[:64])[:1], atol=1e-5), (
+        "eval() output must not depend on the batch"
+    )
+    frozen = bn.running_mean.clone()
+    model(x)
+    assert torch.equal(bn.running_mean, frozen), "eval() must not update running statistics"
+
+
+def test_short_real_training_beats_90_percent(mnist_dir: Path) -> None:
+    torch.manual_seed(0)
+    splits = mnist_splits(DataSpec(train_size=2400, valid_size=600), mnist_dir, torch.device("cpu"))
+    model = build_mlp((500, 400, 300, 200, 100, 50), batch_norm=True, dropout=0.0)
+    optimizer = make_optimizer("adam", model.parameters(), lr=1e-3, weight_decay=1e-5, momentum=0.9)
+    seen: list[EpochStats] = []
+    result = fit(model, optimizer, splits, FitConfig(15, 64, 4, seed=0), seen.append)
+    assert result.best.valid_accuracy > 0.90
+    assert seen == result.history
+    # The weights of the best epoch (lowest validation loss) were restored.
+    loss, accuracy = evaluate(model, splits.x_valid, splits.y_valid)
+    assert loss == pytest.approx(result.best.valid_loss, rel=1e-5)
+    assert accuracy == result.best.valid_accuracy
+    assert result.best.valid_loss == min(s.valid_loss for s in result.history)
+
+
+def test_early_stopping_stops_after_patience(mnist_dir: Path) -> None:
+    torch.manual_seed(0)
+    splits = mnist_splits(DataSpec(train_size=2400, valid_size=600), mnist_dir, torch.device("cpu"))
+    model = build_mlp((64,), batch_norm=False, dropout=0.0)
+    optimizer = make_optimizer("sgd", model.parameters(), lr=2.0, weight_decay=0.0, momentum=0.0)
+    result = fit(model, optimizer, splits, FitConfig(30, 32, 2, seed=0), lambda s: None)
+    assert len(result.history) < 30
+    assert len(result.history) - result.best.epoch <= 2
+
+
+def test_l1_penalty_shrinks_weights(mnist_dir: Path) -> None:
+    splits = mnist_splits(DataSpec(train_size=2400, valid_size=600), mnist_dir, torch.device("cpu"))
+    sums = []
+    for l1 in (0.0, 1e-3):
+        torch.manual_seed(0)
+        model = build_mlp((64,), batch_norm=False, dropout=0.0)
+        optimizer = make_optimizer("adam", model.parameters(), 1e-3, 0.0, 0.9)
+        fit(model, optimizer, splits, FitConfig(3, 64, 5, seed=0, l1=l1), lambda s: None)
+        sums.append(sum(p.abs().sum().item() for n, p in model.named_parameters() if "weight" in n))
+    assert sums[1] < 0.8 * sums[0]
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adagrad", "rmsprop", "adam"])
+def test_every_optimizer_carries_weight_decay(name: str) -> None:
+    model = build_mlp((8,), batch_norm=False, dropout=0.0)
+    optimizer = make_optimizer(name, model.parameters(), 0.01, 1e-4, 0.9)
+    assert optimizer.param_groups[0]["weight_decay"] == 1e-4
+
+
+def test_resolve_device() -> None:
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type in ("cpu", "cuda")
