@@ -143,3 +143,25 @@ def best(study: str, storage: str) -> None:
             "first"
         ) from None
     click.echo("\n".join(describe_trial(trial, spec.training.metric)))
+
+
+@main.command()
+@study_option
+@storage_option
+@translate_errors
+def ranges(study: str, storage: str) -> None:
+    """Show how a narrowing study's ranges shrank, round by round."""
+    from hpsearch.errors import StorageError
+    from hpsearch.report import ranges_table
+    from hpsearch.spec import load_spec
+    from hpsearch.storage import load_study
+
+    spec = load_spec(study)
+    loaded = load_study(storage, spec.name)
+    lines = ranges_table(loaded.get_trials(deepcopy=False), spec.direction == "maximize")
+    if not lines:
+        raise StorageError(
+            f"study '{spec.name}' has no narrowing rounds; its sampler is '{spec.sampler.kind}' "
+            '(use a study file with sampler kind = "narrowing", e.g. mnist-narrow)'
+        )
+    click.echo("\n".join(lines))

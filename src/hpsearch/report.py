@@ -56,3 +56,47 @@ def describe_run(summary: RunSummary, metric: str) -> list[str]:
     else:
         lines += describe_trial(summary.best, metric)
     return lines
+
+
+def format_range(record: dict[str, Any]) -> str:
+    """A range record as '0.0001..0.1' or 'a|b|c'."""
+    if "choices" in record:
+        return "|".join(
+            str(c).lower() if isinstance(c, bool) else str(c) for c in record["choices"]
+        )
+    return f"{format_value(record['low'])}..{format_value(record['high'])}"
+
+
+def ranges_table(trials: list[FrozenTrial], maximize: bool) -> list[str]:
+    """One row per narrowing round: each parameter's range, trial count, best value; then notes."""
+    rounds: dict[int, list[FrozenTrial]] = {}
+    for trial in trials:
+        if "narrowing_round" in trial.user_attrs:
+            rounds.setdefault(trial.user_attrs["narrowing_round"], []).append(trial)
+    if not rounds:
+        return []
+    names = list(rounds[min(rounds)][0].user_attrs["narrowing_ranges"])
+    header = ["round", "trials", "best", *names]
+    rows = [header]
+    notes: list[str] = []
+    for number in sorted(rounds):
+        members = rounds[number]
+        values = [t.value for t in members if t.value is not None and t.state.name == "COMPLETE"]
+        best = (max if maximize else min)(values) if values else None
+        ranges = members[0].user_attrs["narrowing_ranges"]
+        rows.append(
+            [
+                str(number),
+                str(len(members)),
+                "-" if best is None else f"{best:.4f}",
+                *(format_range(ranges[n]) if n in ranges else "-" for n in names),
+            ]
+        )
+        for trial in members:
+            notes += [n for n in trial.user_attrs.get("narrowing_notes", []) if n not in notes]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    return lines + [f"note: {n}" for n in notes]

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hpsearch.errors import StorageError, UsageError
 from hpsearch.spec import StudySpec
@@ -71,18 +72,25 @@ def check_options(opts: RunOptions) -> None:
         raise UsageError(f"--timeout must be > 0 seconds but got {opts.timeout:g}")
 
 
-def run_study(spec: StudySpec, opts: RunOptions) -> RunSummary:
-    """Run trials until the study holds `opts.trials` finished ones (or the timeout)."""
+def run_study(
+    spec: StudySpec, opts: RunOptions, notify: Callable[[str], None] | None = None
+) -> RunSummary:
+    """Run trials until the study holds `opts.trials` finished ones (or the timeout).
+
+    `notify` receives one-line notes from the sampler (e.g. a range stuck at an edge); by
+    default they are written above the progress bar.
+    """
     import optuna
 
     from hpsearch.objectives import make_objective
     from hpsearch.objectives.base import trial_seed
     from hpsearch.progress import TrialProgress
     from hpsearch.pruners import make_pruner
-    from hpsearch.samplers import make_sampler
+    from hpsearch.samplers import TRIALS_PER_ROUND_ATTR, make_sampler, trials_per_round
     from hpsearch.train import resolve_device
 
     check_options(opts)
+    notify = notify or _write
     spec = with_overrides(spec, opts)
     started = time.perf_counter()
     storage = open_storage(opts.storage)
@@ -93,15 +101,19 @@ def run_study(spec: StudySpec, opts: RunOptions) -> RunSummary:
     sampler_seed = trial_seed(spec.seed, _count(storage, spec.name, None))
     objective = make_objective(spec, opts.data_dir, resolve_device(opts.device))
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    stored = _study_attrs(storage, spec.name).get(TRIALS_PER_ROUND_ATTR)
+    round_length = trials_per_round(spec, opts.trials, stored)
     study = optuna.create_study(
         storage=storage,
         study_name=spec.name,
         direction=spec.direction,
-        sampler=make_sampler(spec.sampler, sampler_seed),
+        sampler=make_sampler(spec, sampler_seed, round_length, notify),
         pruner=make_pruner(spec.pruner, spec.training.max_epochs),
         load_if_exists=True,
     )
     _record_spec(study, spec)
+    if spec.sampler.kind == "narrowing" and stored is None:
+        study.set_user_attr(TRIALS_PER_ROUND_ATTR, round_length)
     progress = TrialProgress(study, opts.trials, enabled=opts.progress)
     try:
         study.optimize(
@@ -134,6 +146,21 @@ def _record_spec(study: optuna.Study, spec: StudySpec) -> None:
         study.set_user_attr("study_file", spec.text)
         study.set_user_attr("study_file_hash", spec.text_hash)
         study.set_user_attr("metric", spec.training.metric)
+
+
+def _write(message: str) -> None:
+    """Print a note without breaking the progress bar."""
+    from tqdm import tqdm
+
+    tqdm.write(message)
+
+
+def _study_attrs(storage: optuna.storages.RDBStorage, name: str) -> dict[str, Any]:
+    """A stored study's user attributes, or {} when it does not exist yet."""
+    try:
+        return storage.get_study_user_attrs(storage.get_study_id_from_name(name))
+    except KeyError:
+        return {}
 
 
 def _finished_states() -> tuple[optuna.trial.TrialState, ...]:

@@ -80,24 +80,33 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
 }
 
 
+Grow = Literal["none", "low", "high", "both"]
+
+
 @dataclass(frozen=True)
 class FloatRange:
-    """A float searched uniformly (optionally stepped) or log-uniformly."""
+    """A float searched uniformly (optionally stepped) or log-uniformly.
+
+    `grow` lets the narrowing sampler move past low/high when the best trials sit at that edge,
+    up to the hyperparameter's hard limits.
+    """
 
     low: float
     high: float
     log: bool = False
     step: float | None = None
+    grow: Grow = "none"
 
 
 @dataclass(frozen=True)
 class IntRange:
-    """An integer searched uniformly or log-uniformly."""
+    """An integer searched uniformly or log-uniformly (same `grow` as FloatRange)."""
 
     low: int
     high: int
     log: bool = False
     step: int = 1
+    grow: Grow = "none"
 
 
 @dataclass(frozen=True)
@@ -112,10 +121,18 @@ ParamRange = FloatRange | IntRange | Choice
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """Which Optuna sampler proposes trials."""
+    """Which sampler proposes trials; the narrowing keys apply to kind = "narrowing" only."""
 
-    kind: Literal["random", "tpe"] = "tpe"
+    kind: Literal["random", "tpe", "narrowing"] = "tpe"
     n_startup_trials: int = 10
+    trials_per_round: int = 20
+    rounds: int = 0
+    keep: float = 0.2
+    min_keep: int = 3
+    margin: float = 0.1
+    min_width: float = 0.05
+    min_complete: int = 3
+    wait_timeout: float = 600.0
 
 
 @dataclass(frozen=True)
@@ -141,6 +158,18 @@ PRUNER_KEYS: dict[str, frozenset[str]] = {
 SAMPLER_KEYS: dict[str, frozenset[str]] = {
     "random": frozenset(),
     "tpe": frozenset({"n_startup_trials"}),
+    "narrowing": frozenset(
+        {
+            "trials_per_round",
+            "rounds",
+            "keep",
+            "min_keep",
+            "margin",
+            "min_width",
+            "min_complete",
+            "wait_timeout",
+        }
+    ),
 }
 
 
@@ -399,6 +428,7 @@ def _check_spec(spec: StudySpec) -> None:
     for i, width in enumerate(spec.model.hidden):
         _positive(width, f"model.hidden[{i}]")
     _check_kind_keys("sampler", spec.sampler, SAMPLER_KEYS)
+    _check_narrowing(spec)
     _check_kind_keys("pruner", spec.pruner, PRUNER_KEYS)
     if spec.pruner.kind == "threshold" and spec.pruner.lower is None and spec.pruner.upper is None:
         raise SpecError("pruner kind 'threshold' needs lower or upper; add one of them")
@@ -421,3 +451,49 @@ def _check_kind_keys(section: str, value: Any, allowed: dict[str, frozenset[str]
             raise SpecError(
                 f"{section}.{f.name} does not apply to kind '{value.kind}'; it takes {keys}"
             )
+
+
+def _check_narrowing(spec: StudySpec) -> None:
+    """Narrowing keys in range, and `grow` only where a narrowing sampler can use it."""
+    sampler = spec.sampler
+    _positive(sampler.trials_per_round, "sampler.trials_per_round")
+    _positive(sampler.min_keep, "sampler.min_keep")
+    _positive(sampler.min_complete, "sampler.min_complete")
+    if sampler.rounds < 0:
+        raise SpecError(
+            f"sampler.rounds must be ≥ 0 (0: use trials_per_round) but got {sampler.rounds}"
+        )
+    if not 0 < sampler.keep <= 1:
+        raise SpecError(f"sampler.keep must be in (0, 1] but got {sampler.keep}")
+    if not 0 <= sampler.margin <= 1:
+        raise SpecError(f"sampler.margin must be in [0, 1] but got {sampler.margin}")
+    if not 0 <= sampler.min_width <= 1:
+        raise SpecError(f"sampler.min_width must be in [0, 1] but got {sampler.min_width}")
+    if sampler.wait_timeout <= 0:
+        raise SpecError(f"sampler.wait_timeout must be > 0 seconds but got {sampler.wait_timeout}")
+    for name, rng in spec.search.items():
+        if not isinstance(rng, Choice) and rng.grow != "none" and sampler.kind != "narrowing":
+            raise SpecError(
+                f"search.{name}.grow needs sampler kind 'narrowing' but the kind is "
+                f"'{sampler.kind}'; remove grow or switch the sampler"
+            )
+
+
+def distribution_bounds(name: str, rng: FloatRange | IntRange) -> tuple[float, float]:
+    """The bounds Optuna sees: low/high, or the hard limits on a side that may grow.
+
+    A stepped range grows by whole steps so the grid keeps its anchor.
+    """
+    limit_low, limit_high, open_high = BOUNDS[name]
+    if rng.log:
+        limit_low = max(limit_low, 1e-12)
+    step = rng.step or 0.0
+    low, high = float(rng.low), float(rng.high)
+    if rng.grow in ("low", "both"):
+        low = rng.low - math.floor((rng.low - limit_low) / step) * step if step else limit_low
+    if rng.grow in ("high", "both"):
+        room = limit_high - rng.high - (step or 1e-6) * open_high
+        high = rng.high + math.floor(room / step) * step if step else rng.high + room
+    if isinstance(rng, IntRange):
+        return math.ceil(low), math.floor(high)
+    return low, high

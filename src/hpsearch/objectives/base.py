@@ -9,7 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
-from hpsearch.spec import Choice, IntRange, ParamRange, StudySpec, TrainingSpec
+from hpsearch.spec import (
+    Choice,
+    IntRange,
+    ParamRange,
+    StudySpec,
+    TrainingSpec,
+    distribution_bounds,
+)
 from hpsearch.train import EpochStats, FitConfig, fit
 
 if TYPE_CHECKING:
@@ -38,9 +45,10 @@ def suggest_one(trial: optuna.Trial, name: str, rng: ParamRange) -> Any:
     """One define-by-run suggestion inside the study file's range."""
     if isinstance(rng, Choice):
         return trial.suggest_categorical(name, list(rng.choices))
+    low, high = distribution_bounds(name, rng)  # wider than low/high only where it may grow
     if isinstance(rng, IntRange):
-        return trial.suggest_int(name, rng.low, rng.high, step=rng.step, log=rng.log)
-    return trial.suggest_float(name, rng.low, rng.high, step=rng.step, log=rng.log)
+        return trial.suggest_int(name, int(low), int(high), step=rng.step, log=rng.log)
+    return trial.suggest_float(name, low, high, step=rng.step, log=rng.log)
 
 
 class EpochReporter:

@@ -1,0 +1,236 @@
+"""The narrow-the-range sampler on a synthetic bowl with a known optimum, and through the CLI."""
+
+from __future__ import annotations
+
+import itertools
+import math
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import Result
+
+from hpsearch.errors import SpecError
+from hpsearch.spec import parse_spec
+from narrowing_bowl import OPT_DROPOUT, OPT_LR, run
+
+BOWL = """\
+seed = 7
+[search]
+lr = {{ low = {lr_low}, high = {lr_high}, log = true{grow} }}
+batch_size = {{ choices = [32, 64, 128, 256, 512] }}
+batch_norm = {{ choices = [true, false] }}
+dropout = {{ low = 0.1, high = 0.5, step = 0.1 }}
+[sampler]
+kind = "narrowing"
+trials_per_round = {per_round}
+keep = 0.2
+margin = 0.1
+min_width = 0.05
+{extra}
+"""
+
+
+def bowl_spec(
+    tmp_path: Path,
+    lr_low: float = 1e-5,
+    lr_high: float = 1e-1,
+    grow: str = "",
+    per_round: int = 20,
+    extra: str = "",
+    name: str = "bowl",
+):  # type: ignore[no-untyped-def]
+    """A study file for the synthetic bowl."""
+    text = BOWL.format(
+        lr_low=lr_low,
+        lr_high=lr_high,
+        per_round=per_round,
+        extra=extra,
+        grow=f', grow = "{grow}"' if grow else "",
+    )
+    path = tmp_path / f"{name}.toml"
+    path.write_text(text)
+    return parse_spec(text, path)
+
+
+def round_ranges(study: optuna.Study) -> dict[int, dict[str, dict[str, object]]]:
+    """The ranges recorded on the trials, per round; fails if a round's trials disagree."""
+    seen: dict[int, dict[str, dict[str, object]]] = {}
+    for trial in study.trials:
+        number = trial.user_attrs["narrowing_round"]
+        ranges = trial.user_attrs["narrowing_ranges"]
+        assert seen.setdefault(number, ranges) == ranges, f"round {number} disagrees"
+    return seen
+
+
+def test_ranges_shrink_round_by_round_and_keep_the_optimum(tmp_path: Path) -> None:
+    notes: list[str] = []
+    study = run(bowl_spec(tmp_path), None, 100, notes)
+    rounds = round_ranges(study)
+    assert sorted(rounds) == [0, 1, 2, 3, 4]
+    widths = [math.log(r["lr"]["high"]) - math.log(r["lr"]["low"]) for r in rounds.values()]
+    assert all(b <= a for a, b in itertools.pairwise(widths))
+    assert widths[-1] < 0.5 * widths[0]
+    for ranges in rounds.values():
+        assert ranges["lr"]["low"] <= OPT_LR <= ranges["lr"]["high"]
+    for trial in study.trials:
+        lr_range = trial.user_attrs["narrowing_ranges"]["lr"]
+        assert lr_range["low"] <= trial.params["lr"] <= lr_range["high"]
+    best_late = max(t.value for t in study.trials[80:])
+    best_early = max(t.value for t in study.trials[:20])
+    assert best_late >= best_early
+
+
+def test_categorical_choices_are_dropped(tmp_path: Path) -> None:
+    study = run(bowl_spec(tmp_path), None, 60, [])
+    rounds = round_ranges(study)
+    assert rounds[0]["batch_norm"]["choices"] == [True, False]
+    last = rounds[max(rounds)]
+    assert len(last["batch_size"]["choices"]) < 5
+    assert last["batch_norm"]["choices"] == [True]
+    later = [t for t in study.trials if t.user_attrs["narrowing_round"] == max(rounds)]
+    assert all(t.params["batch_norm"] is True and "dropout" not in t.params for t in later)
+
+
+def test_stepped_parameter_narrows_on_its_grid(tmp_path: Path) -> None:
+    spec = bowl_spec(tmp_path).search
+    text = BOWL.replace(
+        "batch_norm = {{ choices = [true, false] }}", "batch_norm = {{ choices = [false] }}"
+    )
+    text = text.format(lr_low=1e-5, lr_high=1e-1, per_round=20, extra="", grow="")
+    path = tmp_path / "grid.toml"
+    path.write_text(text)
+    study = run(parse_spec(text, path), None, 80, [])
+    rounds = round_ranges(study)
+    last = rounds[max(rounds)]["dropout"]
+    assert 0.1 <= last["low"] <= OPT_DROPOUT <= last["high"] <= 0.5
+    assert last["high"] - last["low"] < 0.4
+    values = {round(t.params["dropout"], 6) for t in study.trials}
+    assert values <= {0.1, 0.2, 0.3, 0.4, 0.5}
+    assert spec["dropout"].step == 0.1
+
+
+def test_pruned_and_failed_trials(tmp_path: Path) -> None:
+    study = run(bowl_spec(tmp_path), None, 60, [], fail_every=5, prune_every=4)
+    states = {t.state.name for t in study.trials}
+    assert states == {"COMPLETE", "PRUNED", "FAIL"}
+    rounds = round_ranges(study)
+    assert len(rounds) >= 3
+    assert rounds[max(rounds)]["lr"]["low"] <= OPT_LR <= rounds[max(rounds)]["lr"]["high"]
+
+
+def test_pruned_rank_below_completed() -> None:
+    from optuna.trial import TrialState, create_trial
+
+    from hpsearch.samplers.narrowing import rank
+
+    done = create_trial(value=0.1, state=TrialState.COMPLETE)
+    cut = create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.9})
+    failed = create_trial(state=TrialState.FAIL)
+    ranked, n_complete = rank([cut, failed, done], maximize=True)
+    assert ranked == [done, cut] and n_complete == 1
+
+
+def test_too_few_completed_keeps_ranges_and_says_so(tmp_path: Path) -> None:
+    notes: list[str] = []
+    study = run(
+        bowl_spec(tmp_path, per_round=5, extra="min_complete = 3"), None, 10, notes, prune_every=1
+    )
+    rounds = round_ranges(study)
+    assert rounds[1] == rounds[0]
+    assert any("only 0 of 5 earlier trials completed" in n for n in notes)
+    assert "ranges stay as in round 0" in study.trials[5].user_attrs["narrowing_notes"][0]
+
+
+def test_edge_message_when_optimum_lies_outside(tmp_path: Path) -> None:
+    notes: list[str] = []
+    run(bowl_spec(tmp_path, lr_low=1e-2, lr_high=1e-1), None, 40, notes)
+    assert any(
+        "lr: the best values lie at the lower edge 0.01; consider widening" in n for n in notes
+    )
+
+
+def test_grow_moves_past_the_initial_edge(tmp_path: Path) -> None:
+    notes: list[str] = []
+    study = run(bowl_spec(tmp_path, lr_low=1e-2, lr_high=1e-1, grow="low"), None, 80, notes)
+    rounds = round_ranges(study)
+    assert rounds[max(rounds)]["lr"]["low"] < 1e-2
+    assert any("growing the range" in n for n in notes)
+    assert min(t.params["lr"] for t in study.trials) < 1e-2
+
+
+def test_grow_needs_the_narrowing_sampler(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"search\.lr\.grow needs sampler kind 'narrowing'"):
+        parse_spec(
+            '[search]\nlr = { low = 1e-3, high = 1e-1, log = true, grow = "low" }\n',
+            tmp_path / "x.toml",
+        )
+
+
+def test_two_workers_on_one_sqlite_file_agree(tmp_path: Path) -> None:
+    spec = bowl_spec(tmp_path, per_round=6)
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    from hpsearch.storage import open_storage
+
+    open_storage(url)  # creates the tables and switches the file to WAL once
+    script = Path(__file__).with_name("narrowing_bowl.py")
+    workers = [
+        subprocess.Popen(
+            [sys.executable, str(script), str(spec.path), url, "24", "0.05"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    for worker in workers:
+        _out, err = worker.communicate(timeout=300)
+        assert worker.returncode == 0, err
+    study = optuna.load_study(study_name="bowl", storage=url)
+    rounds = round_ranges(study)  # asserts every trial of a round recorded identical ranges
+    assert len(rounds) >= 4
+    complete = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert 24 <= len(complete) <= 25  # each worker stops at the total; overshoot ≤ workers - 1
+    assert len(study.trials) == len(complete)
+
+
+# ------------------------------------------------------------------ through the CLI
+
+
+def test_cli_narrowing_study_and_ranges_table(
+    cli: Callable[..., Result], make_study: Callable[..., Path], storage_url: str
+) -> None:
+    text = (
+        "seed = 2\n[data]\ntrain_size = 2400\nvalid_size = 600\n[model]\nhidden = [64]\n"
+        "[training]\nmax_epochs = 1\n[search]\nlr = { low = 1e-4, high = 1e-1, log = true }\n"
+        "batch_norm = { choices = [true, false] }\n"
+        "[sampler]\nkind = 'narrowing'\nrounds = 3\nmin_keep = 2\n[pruner]\nkind = 'none'\n"
+    )
+    study = make_study(name="narrow", text=text)
+    result = cli("run", "--study", str(study), "--trials", "9", "--storage", storage_url)
+    assert result.exit_code == 0, result.output
+    stored = optuna.load_study(study_name="narrow", storage=storage_url)
+    assert stored.user_attrs["narrowing_trials_per_round"] == 3
+    table = cli("ranges", "--study", str(study), "--storage", storage_url)
+    assert table.exit_code == 0, table.output
+    lines = table.output.splitlines()
+    assert lines[0].split() == ["round", "trials", "best", "lr", "batch_norm"]
+    assert [line.split()[:2] for line in lines[1:4]] == [["0", "3"], ["1", "3"], ["2", "3"]]
+    assert lines[1].split()[3] == "0.0001..0.1"
+    # Resuming with a larger total keeps the recorded round length.
+    more = cli("run", "--study", str(study), "--trials", "12", "--storage", storage_url)
+    assert more.exit_code == 0, more.output
+    rounds = round_ranges(optuna.load_study(study_name="narrow", storage=storage_url))
+    assert sorted(rounds) == [0, 1, 2, 3]
+
+
+def test_ranges_on_a_non_narrowing_study(
+    cli: Callable[..., Result], make_study: Callable[..., Path], storage_url: str
+) -> None:
+    study = make_study()
+    cli("run", "--study", str(study), "--trials", "1", "--storage", storage_url)
+    result = cli("ranges", "--study", str(study), "--storage", storage_url)
+    assert result.exit_code != 0 and "has no narrowing rounds" in result.output
