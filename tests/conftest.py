@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from hpsearch.cli import main
 # Tests never download anything: data comes from tests/data or HPSEARCH_DATA_DIR.
 os.environ["HPSEARCH_OFFLINE"] = "1"
 os.environ.pop("HPSEARCH_STORAGE", None)
+# Decoded-image caches go to a throwaway folder, never the user's ~/.cache.
+os.environ["HPSEARCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="hpsearch-test-cache-")
 
 TEST_DATA = Path(__file__).parent / "data"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,3 +109,143 @@ def _load_mnist_splits(spec: DataSpec, root: Path, device: torch.device) -> Spli
         y_valid=labels[valid_idx].to(device),
         classes=MNIST_CLASSES,
     )
+
+
+# ---------------------------------------------------------------- image folders (flowers)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Every image of an ImageFolder tree, decoded once, with the study's stratified split."""
+
+    images: torch.Tensor  # uint8, N x 3 x S x S
+    labels: torch.Tensor  # int64, N
+    classes: tuple[str, ...]
+    train_idx: torch.Tensor
+    valid_idx: torch.Tensor
+    test_idx: torch.Tensor
+
+
+def cache_dir() -> Path:
+    """Where decoded image tensors are cached: HPSEARCH_CACHE_DIR or ~/.cache/hpsearch."""
+    return Path(os.environ.get("HPSEARCH_CACHE_DIR") or Path.home() / ".cache" / "hpsearch")
+
+
+def scan_image_folder(root: Path) -> tuple[tuple[str, ...], list[tuple[Path, int]]]:
+    """Class names and (file, label) pairs of an ImageFolder tree, with clear errors."""
+    hint = "put one sub-folder of images per class there, or point --data-dir elsewhere"
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist; {hint}")
+    classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir() and d.name[0] != "."))
+    if not classes:
+        raise DataError(f"image folder {root} has no class sub-folders; {hint}")
+    files: list[tuple[Path, int]] = []
+    for label, name in enumerate(classes):
+        found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise DataError(
+                f"class folder {root / name} has no images (.jpg, .jpeg, .png); add images "
+                "or remove the folder"
+            )
+        files += [(path, label) for path in found]
+    return classes, files
+
+
+def image_cache_key(files: list[tuple[Path, int]], root: Path, size: int) -> str:
+    """Changes when any file is added, removed, resized, touched or relabelled, or the size."""
+    digest = hashlib.sha256(f"v2 size={size}".encode())
+    for path, label in files:
+        stat = path.stat()
+        digest.update(
+            f"{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+        )
+    return digest.hexdigest()[:20]
+
+
+def decode_images(files: list[tuple[Path, int]], size: int) -> torch.Tensor:
+    """Decode every image to RGB, resized and centre-cropped to size x size (antialiased)."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    out = np.empty((len(files), size, size, 3), dtype=np.uint8)
+    for i, (path, _) in enumerate(files):
+        try:
+            with Image.open(path) as image:
+                fitted = ImageOps.fit(image.convert("RGB"), (size, size), Image.Resampling.BILINEAR)
+        except Exception as exc:  # PIL raises several types for damaged files
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise DataError(f"cannot read image {path}: {reason}; remove or replace it") from None
+        out[i] = np.asarray(fitted)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def load_image_set(spec: DataSpec, root: Path) -> ImageSet:
+    """An ImageFolder tree as tensors, decoded once and cached under a content-based key."""
+    import torch
+
+    folder = root / spec.folder
+    classes, files = scan_image_folder(folder)
+    key = image_cache_key(files, folder, spec.image_size)
+    path = cache_dir() / f"{spec.folder.replace('/', '_')}-{key}.pt"
+    if path.is_file():
+        images = torch.load(path, weights_only=True)
+    else:
+        images = decode_images(files, spec.image_size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(images, tmp)
+        os.replace(tmp, path)  # atomic: a concurrent worker sees a whole file or none
+    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+    train, valid, test = stratified_split(labels, spec)
+    return ImageSet(images, labels, classes, train, valid, test)
+
+
+def stratified_split(
+    labels: torch.Tensor, spec: DataSpec
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-class seeded shuffle into train/validation/test with the spec's fractions."""
+    import torch
+
+    generator = torch.Generator().manual_seed(spec.split_seed)
+    parts: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] = ([], [], [])
+    for label in range(int(labels.max()) + 1):
+        members = torch.nonzero(labels == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        n_test = round(len(members) * spec.test_fraction)
+        n_valid = max(1, round(len(members) * spec.valid_fraction))
+        if len(members) - n_test - n_valid < 1:
+            raise DataError(
+                f"class {label} has only {len(members)} images, too few to split; add images"
+            )
+        parts[2].append(members[:n_test])
+        parts[1].append(members[n_test : n_test + n_valid])
+        parts[0].append(members[n_test + n_valid :])
+    train, valid, test = (torch.sort(torch.cat(p)).values for p in parts)
+    return train, valid, test
+
+
+def image_splits(spec: DataSpec, root: Path, device: torch.device) -> Splits:
+    """Flowers train/validation tensors, normalized per channel with train statistics."""
+    key = ("images", str(root.resolve()), spec, str(device))
+    if key not in _CACHE:
+        data = load_image_set(spec, root)
+        x_train, x_valid = normalized(data, (data.train_idx, data.valid_idx))
+        _CACHE[key] = Splits(
+            x_train=x_train.to(device),
+            y_train=data.labels[data.train_idx].to(device),
+            x_valid=x_valid.to(device),
+            y_valid=data.labels[data.valid_idx].to(device),
+            classes=data.classes,
+        )
+    return _CACHE[key]
+
+
+def normalized(data: ImageSet, parts: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+    """Float images of each index set, scaled with the train split's per-channel mean and std."""
+    train = data.images[data.train_idx].float().div_(255.0)
+    mean = train.mean(dim=(0, 2, 3), keepdim=True)
+    std = train.std(dim=(0, 2, 3), keepdim=True)
+    return [(data.images[idx].float().div_(255.0) - mean) / std for idx in parts]

@@ -21,20 +21,25 @@ Metric = Literal["valid_accuracy", "valid_loss"]
 
 @dataclass(frozen=True)
 class DataSpec:
-    """Which data set, and the fixed seeded train/validation split drawn from its training set."""
+    """Which data set, and its fixed seeded split (MNIST: sizes; flowers: stratified fractions)."""
 
-    dataset: Literal["mnist"] = "mnist"
+    dataset: Literal["mnist", "flowers"] = "mnist"
+    split_seed: int = 0
     train_size: int = 48000
     valid_size: int = 12000
-    split_seed: int = 0
+    folder: str = "flowers"
+    image_size: int = 64
+    valid_fraction: float = 0.15
+    test_fraction: float = 0.15
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """Architecture knobs that are fixed for the whole study."""
+    """Architecture knobs that are fixed for the whole study (MLP for MNIST, CNN for flowers)."""
 
     hidden: tuple[int, ...] = (500, 400, 300, 200, 100, 50)
     negative_slope: float = 0.01
+    channels: tuple[int, ...] = (6, 12, 24)
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,8 @@ class TrainingSpec:
     batch_size: int = 128
     batch_norm: bool = False
     dropout: float = 0.0
+    noise_std: float = 0.0
+    augment: bool = False
 
 
 # Searchable hyperparameters, in the order they are suggested (batch_norm before dropout,
@@ -67,7 +74,22 @@ TUNABLE = (
     "batch_size",
     "batch_norm",
     "dropout",
+    "noise_std",
+    "augment",
 )
+# What each data set's objective can use, and which [data] and [model] keys apply to it.
+OBJECTIVE_PARAMS: dict[str, frozenset[str]] = {
+    "mnist": frozenset(TUNABLE) - {"noise_std", "augment"},
+    "flowers": frozenset(TUNABLE),
+}
+DATA_KEYS: dict[str, frozenset[str]] = {
+    "mnist": frozenset({"split_seed", "train_size", "valid_size"}),
+    "flowers": frozenset({"split_seed", "folder", "image_size", "valid_fraction", "test_fraction"}),
+}
+MODEL_KEYS: dict[str, frozenset[str]] = {
+    "mnist": frozenset({"hidden", "negative_slope"}),
+    "flowers": frozenset({"channels"}),
+}
 
 # name -> (lowest allowed, highest allowed, is the high end open?)
 BOUNDS: dict[str, tuple[float, float, bool]] = {
@@ -77,6 +99,7 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "l1": (0.0, 1.0, False),
     "batch_size": (1, 1 << 20, False),
     "dropout": (0.0, 1.0, True),
+    "noise_std": (0.0, 10.0, False),
 }
 
 
@@ -427,6 +450,7 @@ def _check_spec(spec: StudySpec) -> None:
     _positive(spec.training.patience, "training.patience")
     for i, width in enumerate(spec.model.hidden):
         _positive(width, f"model.hidden[{i}]")
+    _check_dataset(spec)
     _check_kind_keys("sampler", spec.sampler, SAMPLER_KEYS)
     _check_narrowing(spec)
     _check_kind_keys("pruner", spec.pruner, PRUNER_KEYS)
@@ -440,16 +464,41 @@ def _positive(value: int, where: str) -> None:
         raise SpecError(f"{where} must be ≥ 1 but got {value}")
 
 
-def _check_kind_keys(section: str, value: Any, allowed: dict[str, frozenset[str]]) -> None:
+def _check_kind_keys(
+    section: str, value: Any, allowed: dict[str, frozenset[str]], kind: str | None = None
+) -> None:
     """A key set for one kind (e.g. reduction_factor) must not sit on another kind."""
+    kind = kind or value.kind
     default = type(value)()
     for f in dataclasses.fields(value):
-        if f.name == "kind" or getattr(value, f.name) == getattr(default, f.name):
+        if f.name in ("kind", "dataset") or getattr(value, f.name) == getattr(default, f.name):
             continue
-        if f.name not in allowed[value.kind]:
-            keys = ", ".join(sorted(allowed[value.kind])) or "no other keys"
+        if f.name not in allowed[kind]:
+            keys = ", ".join(sorted(allowed[kind])) or "no other keys"
+            raise SpecError(f"{section}.{f.name} does not apply to '{kind}'; it takes {keys}")
+
+
+def _check_dataset(spec: StudySpec) -> None:
+    """Data, model and searched keys must be ones this data set's objective uses."""
+    dataset = spec.data.dataset
+    _check_kind_keys("data", spec.data, DATA_KEYS, dataset)
+    _check_kind_keys("model", spec.model, MODEL_KEYS, dataset)
+    for name in spec.search:
+        if name not in OBJECTIVE_PARAMS[dataset]:
             raise SpecError(
-                f"{section}.{f.name} does not apply to kind '{value.kind}'; it takes {keys}"
+                f"search.{name} is not used by the {dataset} objective; it searches "
+                f"{', '.join(p for p in TUNABLE if p in OBJECTIVE_PARAMS[dataset])}"
+            )
+    for i, width in enumerate(spec.model.channels):
+        _positive(width, f"model.channels[{i}]")
+    if dataset == "flowers":
+        if spec.data.image_size < 8:
+            raise SpecError(f"data.image_size must be ≥ 8 but got {spec.data.image_size}")
+        fractions = spec.data.valid_fraction + spec.data.test_fraction
+        if not (spec.data.valid_fraction > 0 and spec.data.test_fraction >= 0 and fractions < 1):
+            raise SpecError(
+                "data.valid_fraction must be > 0, data.test_fraction ≥ 0 and their sum < 1 "
+                f"but got {spec.data.valid_fraction} and {spec.data.test_fraction}"
             )
 
 

@@ -18,6 +18,10 @@ def make_objective(
     spec: StudySpec, data_dir: Path, device: torch.device
 ) -> Callable[[optuna.Trial], float]:
     """The objective for the study's data set, with its data already loaded."""
+    if spec.data.dataset == "flowers":
+        from hpsearch.objectives import flowers
+
+        return flowers.make_objective(spec, data_dir, device)
     from hpsearch.objectives import mnist
 
     return mnist.make_objective(spec, data_dir, device)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -31,12 +32,17 @@ def trial_seed(study_seed: int, number: int) -> int:
     return (study_seed * 1_000_003 + number) % (2**31 - 1)
 
 
-def suggest(trial: optuna.Trial, spec: StudySpec) -> TrainingSpec:
-    """Suggest every searched hyperparameter; the rest keep the study file's training values."""
+def suggest(trial: optuna.Trial, spec: StudySpec, dropout_needs_no_bn: bool = True) -> TrainingSpec:
+    """Suggest every searched hyperparameter; the rest keep the study file's training values.
+
+    With `dropout_needs_no_bn` (the MNIST MLP), dropout is conditional: it is only suggested,
+    and only used, when BatchNorm is off.
+    """
     values: dict[str, Any] = {}
     for name, rng in spec.search.items():
-        if name == "dropout" and values.get("batch_norm", spec.training.batch_norm):
-            continue  # dropout is conditional: only used without BatchNorm
+        bn = values.get("batch_norm", spec.training.batch_norm)
+        if name == "dropout" and dropout_needs_no_bn and bn:
+            continue
         values[name] = suggest_one(trial, name, rng)
     return dataclasses.replace(spec.training, **values)
 
@@ -84,6 +90,7 @@ def train_trial(
     splits: Splits,
     seed: int,
     device: torch.device,
+    augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> float:
     """Train a built model for one trial and return its restored best epoch's metric."""
     from hpsearch.train import make_optimizer
@@ -96,7 +103,7 @@ def train_trial(
     )
     cfg = FitConfig(hp.max_epochs, hp.batch_size, hp.patience, seed, hp.l1)
     reporter = EpochReporter(trial, spec.training.metric)
-    result = fit(model, optimizer, splits, cfg, reporter)
+    result = fit(model, optimizer, splits, cfg, reporter, augment)
     reporter.finish()
     trial.set_user_attr("best_epoch", result.best.epoch)
     return float(getattr(result.best, spec.training.metric))

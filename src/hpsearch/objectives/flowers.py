@@ -1,0 +1,115 @@
+"""A small CNN on the 5-class flower photos, with every regularizer as a search option."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import optuna
+
+from hpsearch.data import image_splits
+from hpsearch.objectives.base import suggest, train_trial, trial_seed
+from hpsearch.spec import StudySpec
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+MAX_ROTATION_DEG = 10.0
+MAX_SHIFT = 0.1  # of the image's width
+
+
+def gaussian_noise(std: float) -> nn.Module:
+    """A layer that adds N(0, std²) noise in train() and passes input through in eval()."""
+    import torch
+    from torch import nn
+
+    class GaussianNoise(nn.Module):
+        """Noise injection between layers, active only while training."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.std = std
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if not self.training or self.std == 0:
+                return x
+            return x + torch.randn_like(x) * self.std
+
+        def extra_repr(self) -> str:
+            return f"std={self.std}"
+
+    return GaussianNoise()
+
+
+def build_cnn(
+    channels: tuple[int, ...],
+    n_classes: int,
+    batch_norm: bool,
+    dropout: float,
+    noise_std: float,
+) -> nn.Sequential:
+    """conv3x3 → [BN] → ReLU → [noise] → max-pool per block; the last block average-pools."""
+    from torch import nn
+
+    layers: list[nn.Module] = []
+    width = 3
+    for i, out in enumerate(channels):
+        layers.append(nn.Conv2d(width, out, kernel_size=3, padding=1, bias=not batch_norm))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(out))
+        layers.append(nn.ReLU())
+        if noise_std > 0:
+            layers.append(gaussian_noise(noise_std))
+        last = i == len(channels) - 1
+        layers.append(nn.AdaptiveAvgPool2d(1) if last else nn.MaxPool2d(2))
+        width = out
+    layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(width, n_classes)]
+    model = nn.Sequential(*layers)
+    for module in model.modules():
+        if isinstance(module, nn.Conv2d | nn.Linear):
+            nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+    return model
+
+
+def augment_batch(x: torch.Tensor) -> torch.Tensor:
+    """Random horizontal flip, small rotation and shift, as one batched op on x's device."""
+    import torch
+    import torch.nn.functional as F
+
+    n = x.shape[0]
+    flip = torch.rand(n, device=x.device) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(3), x)
+    angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(MAX_ROTATION_DEG)
+    shift = (torch.rand(n, 2, device=x.device) * 2 - 1) * (2 * MAX_SHIFT)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack(
+        [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
+    )
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
+
+
+def make_objective(
+    spec: StudySpec, data_dir: Path, device: torch.device
+) -> Callable[[optuna.Trial], float]:
+    """Decode (or load the cached) images once, then return the define-by-run objective."""
+    import torch
+
+    splits = image_splits(spec.data, data_dir, device)
+
+    def objective(trial: optuna.Trial) -> float:
+        hp = suggest(trial, spec, dropout_needs_no_bn=False)
+        seed = trial_seed(spec.seed, trial.number)
+        torch.manual_seed(seed)
+        model = build_cnn(
+            spec.model.channels, len(splits.classes), hp.batch_norm, hp.dropout, hp.noise_std
+        ).to(device)
+        augment = augment_batch if hp.augment else None
+        return train_trial(trial, spec, hp, model, splits, seed, device, augment)
+
+    return objective

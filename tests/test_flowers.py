@@ -1,0 +1,222 @@
+"""The flowers CNN: image data, cache, split, each regularizer, and a tiny study via the CLI."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+import torch
+from click.testing import Result
+
+from hpsearch.data import cache_dir, image_splits, load_image_set, scan_image_folder
+from hpsearch.errors import DataError
+from hpsearch.objectives.flowers import augment_batch, build_cnn
+from hpsearch.spec import DataSpec
+from hpsearch.train import FitConfig, fit, make_optimizer
+
+CLASSES = ("daisy", "dandelion", "rose", "sunflower", "tulip")
+SMALL = DataSpec(dataset="flowers", image_size=32)
+
+
+@pytest.fixture
+def flowers_copy(tmp_path: Path, mnist_dir: Path) -> Path:
+    """A private copy of the committed real flower subset, safe to modify."""
+    root = tmp_path / "data"
+    for cls in CLASSES:
+        target = root / "flowers" / cls
+        target.mkdir(parents=True)
+        for src in sorted((mnist_dir / "flowers" / cls).iterdir())[:12]:
+            (target / src.name).write_bytes(src.read_bytes())
+    return root
+
+
+def cached_files() -> set[Path]:
+    """The decoded-image cache files that exist now."""
+    return set(cache_dir().glob("flowers-*.pt"))
+
+
+def test_loads_real_images_with_a_stratified_split(mnist_dir: Path) -> None:
+    data = load_image_set(DataSpec(dataset="flowers", image_size=32), mnist_dir)
+    assert data.classes == CLASSES
+    assert data.images.shape == (200, 3, 32, 32) and data.images.dtype == torch.uint8
+    parts = [set(p.tolist()) for p in (data.train_idx, data.valid_idx, data.test_idx)]
+    assert not (parts[0] & parts[1] or parts[0] & parts[2] or parts[1] & parts[2])
+    assert sum(map(len, parts)) == 200
+    for idx, share in ((data.valid_idx, 0.15), (data.test_idx, 0.15)):
+        counts = torch.bincount(data.labels[idx], minlength=5).tolist()
+        assert counts == [round(40 * share)] * 5  # every class in the same proportion
+    again = load_image_set(DataSpec(dataset="flowers", image_size=32), mnist_dir)
+    assert torch.equal(again.test_idx, data.test_idx)
+
+
+def test_normalized_with_train_statistics(mnist_dir: Path) -> None:
+    splits = image_splits(SMALL, mnist_dir, torch.device("cpu"))
+    per_channel = splits.x_train.mean(dim=(0, 2, 3))
+    assert per_channel.abs().max() < 1e-4
+    assert splits.x_train.std(dim=(0, 2, 3)).sub(1).abs().max() < 1e-3
+    assert splits.x_valid.mean(dim=(0, 2, 3)).abs().max() > 1e-4  # not re-centred on itself
+
+
+def test_cache_is_built_once_reused_and_rebuilt_on_change(flowers_copy: Path) -> None:
+    before = cached_files()
+    first = load_image_set(SMALL, flowers_copy)
+    built = cached_files() - before
+    assert len(built) == 1
+    (cache,) = built
+    stamp = cache.stat().st_mtime_ns
+    second = load_image_set(SMALL, flowers_copy)
+    assert cached_files() - before == {cache} and cache.stat().st_mtime_ns == stamp
+    assert torch.equal(first.images, second.images)
+    # Another size is another cache entry.
+    load_image_set(DataSpec(dataset="flowers", image_size=16), flowers_copy)
+    assert len(cached_files() - before) == 2
+    # Changing a file (new content, new mtime) rebuilds.
+    victim = next((flowers_copy / "flowers" / "rose").iterdir())
+    donor = next((flowers_copy / "flowers" / "tulip").iterdir())
+    victim.write_bytes(donor.read_bytes())
+    os.utime(victim, ns=(stamp + 10**9, stamp + 10**9))
+    changed = load_image_set(SMALL, flowers_copy)
+    assert len(cached_files() - before) == 3
+    assert not torch.equal(changed.images, first.images)
+
+
+def test_missing_and_empty_folders(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        scan_image_folder(tmp_path / "nowhere")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="has no class sub-folders"):
+        scan_image_folder(tmp_path / "empty")
+    (tmp_path / "tree" / "rose").mkdir(parents=True)
+    (tmp_path / "tree" / "tulip").mkdir()
+    (tmp_path / "tree" / "rose" / "a.jpg").write_bytes(b"x")
+    (tmp_path / "tree" / "tulip" / "notes.txt").write_text("no images here")
+    with pytest.raises(DataError, match=r"class folder .*tulip has no images"):
+        scan_image_folder(tmp_path / "tree")
+
+
+def test_unreadable_image_is_named(flowers_copy: Path) -> None:
+    bad = flowers_copy / "flowers" / "daisy" / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8\xff this is not really a jpeg")
+    with pytest.raises(DataError) as info:
+        load_image_set(SMALL, flowers_copy)
+    assert f"cannot read image {bad}" in str(info.value)
+
+
+# ------------------------------------------------------------------ the model and its regularizers
+
+
+def test_cnn_layout() -> None:
+    model = build_cnn((6, 12, 24), 5, batch_norm=True, dropout=0.2, noise_std=0.1)
+    kinds = [type(m).__name__ for m in model]
+    assert kinds[:5] == ["Conv2d", "BatchNorm2d", "ReLU", "GaussianNoise", "MaxPool2d"]
+    assert kinds.count("Conv2d") == 3 and kinds.count("MaxPool2d") == 2
+    assert "AdaptiveAvgPool2d" in kinds and kinds[-2:] == ["Dropout", "Linear"]
+    assert model(torch.randn(4, 3, 32, 32)).shape == (4, 5)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"batch_norm": True}, {"dropout": 0.5}, {"noise_std": 0.5}],
+    ids=["batch_norm", "dropout", "noise"],
+)
+def test_regularizer_acts_in_train_and_not_in_eval(kwargs: dict[str, object]) -> None:
+    options = {"batch_norm": False, "dropout": 0.0, "noise_std": 0.0, **kwargs}
+    torch.manual_seed(0)
+    model = build_cnn((6, 12, 24), 5, **options)  # type: ignore[arg-type]
+    x = torch.randn(16, 3, 32, 32)
+    model.train()
+    first, second = model(x), model(x[:8])
+    assert not torch.allclose(first[:8], second, atol=1e-5)  # batch stats or fresh randomness
+    model.eval()
+    assert torch.allclose(model(x)[:8], model(x[:8]), atol=1e-5)
+    if not options["batch_norm"]:
+        torch.manual_seed(0)
+        plain = build_cnn((6, 12, 24), 5, batch_norm=False, dropout=0.0, noise_std=0.0).eval()
+        assert torch.allclose(model(x), plain(x), atol=1e-6)  # same weights, no regularizer
+
+
+@pytest.mark.parametrize("penalty", ["l1", "weight_decay"])
+def test_weight_penalties_change_the_update(penalty: str, mnist_dir: Path) -> None:
+    splits = image_splits(SMALL, mnist_dir, torch.device("cpu"))
+    weights = []
+    for strength in (0.0, 0.05):
+        torch.manual_seed(0)
+        model = build_cnn((6, 12, 24), 5, batch_norm=False, dropout=0.0, noise_std=0.0)
+        decay = strength if penalty == "weight_decay" else 0.0
+        l1 = strength if penalty == "l1" else 0.0
+        optimizer = make_optimizer("sgd", model.parameters(), 0.05, decay, 0.0)
+        fit(model, optimizer, splits, FitConfig(1, 32, 5, seed=0, l1=l1), lambda s: None)
+        weights.append(model[0].weight.detach().abs().sum().item())
+    assert weights[1] < weights[0]
+
+
+def test_augment_changes_batches_only_while_training(mnist_dir: Path) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(64, 3, 32, 32)
+    out = augment_batch(x)
+    assert out.shape == x.shape and not torch.allclose(out, x)
+    splits = image_splits(SMALL, mnist_dir, torch.device("cpu"))
+    calls: list[int] = []
+
+    def spy(batch: torch.Tensor) -> torch.Tensor:
+        calls.append(len(batch))
+        return augment_batch(batch)
+
+    model = build_cnn((6, 12, 24), 5, batch_norm=False, dropout=0.0, noise_std=0.0)
+    optimizer = make_optimizer("adam", model.parameters(), 1e-3, 0.0, 0.9)
+    fit(model, optimizer, splits, FitConfig(2, 32, 5, seed=0), lambda s: None, augment=spy)
+    assert sum(calls) == 2 * len(splits.x_train)  # every training image, never a validation one
+
+
+# ------------------------------------------------------------------ through the CLI
+
+
+def test_tiny_flowers_study_via_cli(
+    cli: Callable[..., Result], make_study: Callable[..., Path], storage_url: str
+) -> None:
+    text = (
+        "seed = 1\n[data]\ndataset = 'flowers'\nimage_size = 32\n[training]\nmax_epochs = 2\n"
+        "[search]\nlr = { low = 1e-3, high = 1e-2, log = true }\n"
+        "batch_norm = { choices = [true, false] }\naugment = { choices = [true, false] }\n"
+        "noise_std = { low = 0.0, high = 0.3 }\ndropout = { low = 0.0, high = 0.5, step = 0.1 }\n"
+        "l1 = { low = 1e-6, high = 1e-4, log = true }\n"
+        "[sampler]\nkind = 'random'\n[pruner]\nkind = 'none'\n"
+    )
+    study = make_study(name="flowers-tiny", text=text)
+    result = cli("run", "--study", str(study), "--trials", "3", "--storage", storage_url)
+    assert result.exit_code == 0, result.output
+    trials = optuna.load_study(study_name="flowers-tiny", storage=storage_url).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3
+    assert all("dropout" in t.params for t in trials)  # independent of BatchNorm for the CNN
+    assert all(len(t.user_attrs["history"]) == 2 for t in trials)
+
+
+def test_missing_flowers_folder_via_cli(
+    cli: Callable[..., Result], make_study: Callable[..., Path], storage_url: str
+) -> None:
+    text = "[data]\ndataset = 'flowers'\nfolder = 'no-such-folder'\n[search]\n"
+    study = make_study(name="flowers-missing", text=text)
+    result = cli("run", "--study", str(study), "--trials", "1", "--storage", storage_url)
+    assert result.exit_code == 1
+    assert "no-such-folder does not exist" in result.output and "Traceback" not in result.output
+
+
+def test_mnist_rejects_flowers_keys(make_study: Callable[..., Path]) -> None:
+    from hpsearch.errors import SpecError
+    from hpsearch.spec import load_spec
+
+    bad = make_study(name="x", text="[search]\naugment = { choices = [true, false] }\n")
+    with pytest.raises(SpecError, match=r"search\.augment is not used by the mnist objective"):
+        load_spec(str(bad))
+    bad = make_study(name="y", text="[data]\nimage_size = 32\n")
+    with pytest.raises(SpecError, match=r"data\.image_size does not apply to 'mnist'"):
+        load_spec(str(bad))
+
+
+def test_full_flowers_set(full_data_dir: Path) -> None:
+    data = load_image_set(DataSpec(dataset="flowers", image_size=32), full_data_dir)
+    assert torch.bincount(data.labels).tolist() == [764, 1052, 784, 733, 984]
+    assert len(data.test_idx) == sum(round(n * 0.15) for n in (764, 1052, 784, 733, 984))
