@@ -165,3 +165,21 @@ def ranges(study: str, storage: str) -> None:
             '(use a study file with sampler kind = "narrowing", e.g. mnist-narrow)'
         )
     click.echo("\n".join(lines))
+
+
+@main.command()
+@click.option("--study", "study", default=None, help="Check that this study exists first.")
+@storage_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=int, default=8080, show_default=True)
+@translate_errors
+def dashboard(study: str | None, storage: str, host: str, port: int) -> None:
+    """Serve optuna-dashboard on the storage (trial histories and narrowing ranges included)."""
+    from hpsearch.dashboard import serve
+
+    if study is not None:
+        from hpsearch.spec import load_spec
+        from hpsearch.storage import load_study
+
+        load_study(storage, load_spec(study).name)
+    serve(storage, host, port)

@@ -1,0 +1,26 @@
+"""Serve optuna-dashboard on a study's storage, on loopback unless told otherwise."""
+
+from __future__ import annotations
+
+from hpsearch.errors import UsageError
+from hpsearch.storage import masked, open_storage
+
+
+def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+    """Block serving the dashboard; every stored study is browsable, per-trial attrs included."""
+    try:
+        from optuna_dashboard import run_server
+    except ImportError:
+        raise UsageError(
+            "optuna-dashboard is not installed; pip install 'hpsearch[dashboard]'"
+        ) from None
+    storage = open_storage(storage_url)
+    print(
+        f"optuna-dashboard on http://{host}:{port}/dashboard/ for {masked(storage_url)}", flush=True
+    )
+    try:
+        run_server(storage, host=host, port=port)
+    except OSError as exc:
+        raise UsageError(
+            f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port"
+        ) from None
