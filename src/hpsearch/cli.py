@@ -6,7 +6,7 @@ import functools
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 
@@ -49,61 +49,183 @@ def main() -> None:
     """Hyperparameter search for PyTorch models, on Optuna."""
 
 
+TRIALS_HELP = (
+    "The study's TOTAL number of finished (complete or pruned) trials. Trials already in "
+    "storage count toward it, so re-running the same command after an interruption runs only "
+    "the remainder."
+)
+
+
+def training_options(func: F) -> F:
+    """Options shared by `run` and `worker`: data, device, overrides, heartbeats."""
+    options = [
+        click.option(
+            "--data-dir",
+            envvar="HPSEARCH_DATA_DIR",
+            default="data",
+            show_default=True,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Folder holding the data sets (env HPSEARCH_DATA_DIR); MNIST is downloaded "
+            "there when absent and online.",
+        ),
+        click.option(
+            "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:<i>."
+        ),
+        click.option("--seed", type=int, default=None, help="Override the study file's seed."),
+        click.option(
+            "--timeout", type=float, default=None, help="Stop starting trials after S seconds."
+        ),
+        click.option("--max-epochs", type=int, default=None, help="Override training.max_epochs."),
+        click.option("--progress/--no-progress", default=True, help="Show the live progress line."),
+        click.option(
+            "--heartbeat",
+            type=int,
+            default=10,
+            show_default=True,
+            help="Seconds between a running trial's heartbeats.",
+        ),
+        click.option(
+            "--grace-period",
+            type=int,
+            default=60,
+            show_default=True,
+            help="A trial silent this long (its worker died) is marked failed and retried.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def run_options(kwargs: dict[str, Any], trials: int | None, storage: str) -> Any:
+    """Collect the shared options into the library's RunOptions."""
+    from hpsearch.search import RunOptions
+
+    return RunOptions(
+        trials=trials,
+        storage=storage,
+        data_dir=kwargs["data_dir"],
+        device=kwargs["device"],
+        seed=kwargs["seed"],
+        timeout=kwargs["timeout"],
+        max_epochs=kwargs["max_epochs"],
+        progress=kwargs["progress"],
+        threads=kwargs.get("threads"),
+        heartbeat=kwargs["heartbeat"],
+        grace_period=kwargs["grace_period"],
+        worker_tag=kwargs.get("tag") or "",
+    )
+
+
+def interrupted() -> NoReturn:
+    """The Ctrl-C message: what is kept and how to resume."""
+    click.echo(
+        "\ninterrupted: finished trials are stored, cut-off ones are marked failed; "
+        "re-run the same command to resume",
+        err=True,
+    )
+    sys.exit(130)
+
+
 @main.command()
 @study_option
-@click.option(
-    "--trials",
-    type=int,
-    required=True,
-    help="The study's TOTAL number of finished (complete or pruned) trials. Trials already in "
-    "storage count toward it, so re-running the same command after an interruption runs only "
-    "the remainder.",
-)
+@click.option("--trials", type=int, required=True, help=TRIALS_HELP)
 @storage_option
+@training_options
 @click.option(
-    "--data-dir",
-    envvar="HPSEARCH_DATA_DIR",
-    default="data",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="Folder holding the data sets (env HPSEARCH_DATA_DIR); MNIST is downloaded there "
-    "when absent and online.",
+    "--workers",
+    type=int,
+    default=None,
+    help="Run K worker processes on the storage (default 1, or one per GPU slot). The total "
+    "can overshoot by at most K-1 trials.",
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:<i>.")
-@click.option("--seed", type=int, default=None, help="Override the study file's seed.")
+@click.option("--gpus", default=None, help="GPUs for the workers: 'all' or indices like 0,1.")
 @click.option(
-    "--timeout", type=float, default=None, help="Stop starting trials after this many seconds."
+    "--workers-per-gpu", type=int, default=1, show_default=True, help="Pack small models."
 )
-@click.option("--max-epochs", type=int, default=None, help="Override training.max_epochs.")
-@click.option("--progress/--no-progress", default=True, help="Show the live progress bar.")
 @translate_errors
 def run(
     study: str,
     trials: int,
     storage: str,
-    data_dir: Path,
-    device: str,
-    seed: int | None,
-    timeout: float | None,
-    max_epochs: int | None,
-    progress: bool,
+    workers: int | None,
+    gpus: str | None,
+    workers_per_gpu: int,
+    **kwargs: Any,
 ) -> None:
     """Run a study until it holds --trials finished trials."""
     from hpsearch.report import describe_run
-    from hpsearch.search import RunOptions, run_study
+    from hpsearch.search import run_study
     from hpsearch.spec import load_spec
 
     spec = load_spec(study)
-    opts = RunOptions(trials, storage, data_dir, device, seed, timeout, max_epochs, progress)
+    opts = run_options(kwargs, trials, storage)
     try:
-        summary = run_study(spec, opts)
+        if workers is None and gpus is None:
+            summary = run_study(spec, opts)
+        else:
+            summary = _run_parallel(spec, opts, workers, gpus, workers_per_gpu)
     except KeyboardInterrupt:
-        click.echo(
-            "\ninterrupted: finished trials are stored, the running one is marked failed; "
-            "re-run the same command to resume",
-            err=True,
-        )
-        sys.exit(130)
+        interrupted()
+    click.echo("\n".join(describe_run(summary, spec.training.metric)))
+
+
+def _run_parallel(spec: Any, opts: Any, workers: int | None, gpus: str | None, per_gpu: int) -> Any:
+    """Plan and launch the worker processes."""
+    import os
+
+    from hpsearch.workers import parse_gpus, plan_workers, run_parallel
+
+    plans = plan_workers(workers, parse_gpus(gpus), per_gpu, os.cpu_count() or 1)
+    return run_parallel(spec, opts, plans)
+
+
+@main.command()
+@study_option
+@click.option("--trials", type=int, required=True, help=TRIALS_HELP)
+@storage_option
+@click.option("--seed", type=int, default=None, help="Override the study file's seed.")
+@translate_errors
+def create(study: str, trials: int, storage: str, seed: int | None) -> None:
+    """Create a study (or change its total) without running trials, for workers to join."""
+    from hpsearch.search import RunOptions, create
+    from hpsearch.spec import load_spec
+
+    spec = load_spec(study)
+    summary = create(spec, RunOptions(trials=trials, storage=storage, seed=seed))
+    click.echo(
+        f"study {summary.name}: total {summary.target} trials, {summary.finished} finished so far"
+    )
+
+
+@main.command()
+@study_option
+@click.option(
+    "--trials",
+    type=int,
+    default=None,
+    help="Override the total recorded on the study by `create` or `run`.",
+)
+@storage_option
+@training_options
+@click.option("--threads", type=int, default=None, help="torch CPU threads for this worker.")
+@click.option("--tag", default=None, hidden=True, help="Mixed into the sampler's seed.")
+@translate_errors
+def worker(study: str, trials: int | None, storage: str, **kwargs: Any) -> None:
+    """Join an existing study and run trials until its total is reached."""
+    import os
+    import socket
+
+    from hpsearch.report import describe_run
+    from hpsearch.search import run_worker
+    from hpsearch.spec import load_spec
+
+    spec = load_spec(study)
+    kwargs["tag"] = kwargs.get("tag") or f"{socket.gethostname()}-{os.getpid()}"
+    try:
+        summary = run_worker(spec, run_options(kwargs, trials, storage))
+    except KeyboardInterrupt:
+        interrupted()
     click.echo("\n".join(describe_run(summary, spec.training.metric)))
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,11 +19,16 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
 
+TARGET_ATTR = "target_trials"
+MAX_STORAGE_RETRIES = 30
+RETRY_DELAY_S = 2.0
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """Command-line choices that shape one run without changing the study file."""
 
-    trials: int
+    trials: int | None
     storage: str = DEFAULT_STORAGE
     data_dir: Path = Path("data")
     device: str = "auto"
@@ -30,6 +36,10 @@ class RunOptions:
     timeout: float | None = None
     max_epochs: int | None = None
     progress: bool = True
+    threads: int | None = None
+    heartbeat: int = 10
+    grace_period: int = 60
+    worker_tag: str = ""
 
 
 @dataclass(frozen=True)
@@ -62,7 +72,7 @@ def with_overrides(spec: StudySpec, opts: RunOptions) -> StudySpec:
 
 def check_options(opts: RunOptions) -> None:
     """Reject values click cannot range-check for us with a one-line message."""
-    if opts.trials < 1:
+    if opts.trials is not None and opts.trials < 1:
         raise UsageError(
             f"--trials must be ≥ 1 but got {opts.trials}; give the study's total, e.g. --trials 200"
         )
@@ -70,63 +80,212 @@ def check_options(opts: RunOptions) -> None:
         raise UsageError(f"--max-epochs must be ≥ 1 but got {opts.max_epochs}")
     if opts.timeout is not None and opts.timeout <= 0:
         raise UsageError(f"--timeout must be > 0 seconds but got {opts.timeout:g}")
+    if opts.threads is not None and opts.threads < 1:
+        raise UsageError(f"--threads must be ≥ 1 but got {opts.threads}")
+    if opts.heartbeat < 1 or opts.grace_period <= opts.heartbeat:
+        raise UsageError(
+            f"need 1 ≤ --heartbeat < --grace-period but got {opts.heartbeat} and "
+            f"{opts.grace_period}"
+        )
+
+
+def connect(spec: StudySpec, opts: RunOptions) -> optuna.storages.RDBStorage:
+    """Validated options, an open storage with heartbeats, and a direction check."""
+    check_options(opts)
+    storage = open_storage(opts.storage, opts.heartbeat, opts.grace_period)
+    check_direction(storage, spec, opts.storage)
+    return storage
+
+
+def ensure_study(storage: optuna.storages.RDBStorage, spec: StudySpec, target: int) -> None:
+    """Create the study if needed and record its file, total and round length on it."""
+    import optuna
+
+    from hpsearch.samplers import TRIALS_PER_ROUND_ATTR, trials_per_round
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(
+        storage=storage, study_name=spec.name, direction=spec.direction, load_if_exists=True
+    )
+    attrs = study.user_attrs
+    if "study_file" not in attrs:
+        study.set_user_attr("study_file", spec.text)
+        study.set_user_attr("study_file_hash", spec.text_hash)
+        study.set_user_attr("metric", spec.training.metric)
+    if attrs.get(TARGET_ATTR) != target:
+        study.set_user_attr(TARGET_ATTR, target)
+    if spec.sampler.kind == "narrowing" and TRIALS_PER_ROUND_ATTR not in attrs:
+        study.set_user_attr(TRIALS_PER_ROUND_ATTR, trials_per_round(spec, target, None))
+
+
+def open_study(
+    storage: optuna.storages.RDBStorage,
+    spec: StudySpec,
+    notify: Callable[[str], None],
+    worker_tag: str = "",
+) -> optuna.Study:
+    """Load the stored study with this process's sampler and pruner."""
+    import optuna
+
+    from hpsearch.objectives.base import trial_seed
+    from hpsearch.pruners import make_pruner
+
+    # Failed trials are reported by hpsearch itself; Optuna's per-trial log lines (and the
+    # traceback it logs for a Ctrl-C) would only bury the progress line.
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    from hpsearch.samplers import TRIALS_PER_ROUND_ATTR, make_sampler
+
+    attrs = _study_attrs(storage, spec.name)
+    # Resumed runs and parallel workers must not replay each other's random draws.
+    mix = zlib.crc32(f"{worker_tag}|{_count(storage, spec.name, None)}".encode())
+    return optuna.load_study(
+        study_name=spec.name,
+        storage=storage,
+        sampler=make_sampler(
+            spec, trial_seed(spec.seed, mix), attrs.get(TRIALS_PER_ROUND_ATTR), notify
+        ),
+        pruner=make_pruner(spec.pruner, spec.training.max_epochs),
+    )
+
+
+def create(spec: StudySpec, opts: RunOptions) -> RunSummary:
+    """Create (or update the total of) a study without running trials: `hpsearch create`."""
+    import optuna
+
+    spec = with_overrides(spec, opts)
+    if opts.trials is None:
+        raise UsageError("--trials is required; give the study's total, e.g. --trials 200")
+    storage = connect(spec, opts)
+    ensure_study(storage, spec, opts.trials)
+    return summarize(optuna.load_study(study_name=spec.name, storage=storage), opts.trials, 0)
 
 
 def run_study(
     spec: StudySpec, opts: RunOptions, notify: Callable[[str], None] | None = None
 ) -> RunSummary:
-    """Run trials until the study holds `opts.trials` finished ones (or the timeout).
+    """Run trials in this process until the study holds `opts.trials` finished ones.
 
     `notify` receives one-line notes from the sampler (e.g. a range stuck at an edge); by
     default they are written above the progress bar.
     """
-    import optuna
-
-    from hpsearch.objectives import make_objective
-    from hpsearch.objectives.base import trial_seed
-    from hpsearch.progress import TrialProgress
-    from hpsearch.pruners import make_pruner
-    from hpsearch.samplers import TRIALS_PER_ROUND_ATTR, make_sampler, trials_per_round
-    from hpsearch.train import resolve_device
-
-    check_options(opts)
-    notify = notify or _write
+    if opts.trials is None:
+        raise UsageError("--trials is required; give the study's total, e.g. --trials 200")
     spec = with_overrides(spec, opts)
-    started = time.perf_counter()
-    storage = open_storage(opts.storage)
-    check_direction(storage, spec, opts.storage)
+    storage = connect(spec, opts)
     if _count(storage, spec.name, _finished_states()) >= opts.trials:
-        return summarize(optuna.load_study(study_name=spec.name, storage=storage), opts.trials, 0)
-    # A resumed run must not replay the first run's random draws: mix in the trials so far.
-    sampler_seed = trial_seed(spec.seed, _count(storage, spec.name, None))
-    objective = make_objective(spec, opts.data_dir, resolve_device(opts.device))
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    stored = _study_attrs(storage, spec.name).get(TRIALS_PER_ROUND_ATTR)
-    round_length = trials_per_round(spec, opts.trials, stored)
-    study = optuna.create_study(
-        storage=storage,
-        study_name=spec.name,
-        direction=spec.direction,
-        sampler=make_sampler(spec, sampler_seed, round_length, notify),
-        pruner=make_pruner(spec.pruner, spec.training.max_epochs),
-        load_if_exists=True,
-    )
-    _record_spec(study, spec)
-    if spec.sampler.kind == "narrowing" and stored is None:
-        study.set_user_attr(TRIALS_PER_ROUND_ATTR, round_length)
-    progress = TrialProgress(study, opts.trials, enabled=opts.progress)
-    try:
-        study.optimize(
-            objective,
-            timeout=opts.timeout,
-            callbacks=[
-                optuna.study.MaxTrialsCallback(opts.trials, states=_finished_states()),
-                progress,
-            ],
+        ensure_study(storage, spec, opts.trials)
+        return stored_summary(storage, spec, opts.trials, 0.0)
+    return _work(spec, opts, storage, opts.trials, notify or _write)
+
+
+def run_worker(
+    spec: StudySpec, opts: RunOptions, notify: Callable[[str], None] | None = None
+) -> RunSummary:
+    """Join an existing study and run trials until its recorded total: `hpsearch worker`."""
+    spec = with_overrides(spec, opts)
+    storage = connect(spec, opts)
+    attrs = _study_attrs(storage, spec.name)
+    if not attrs and stored_direction(storage, spec.name) is None:
+        raise StorageError(
+            f"no study '{spec.name}' in {masked(opts.storage)}; create it first with "
+            f"`hpsearch create --study {spec.name} --trials N` (or `hpsearch run`)"
         )
+    target = opts.trials or attrs.get(TARGET_ATTR)
+    if not target:
+        raise UsageError(f"study '{spec.name}' has no recorded total; pass --trials N")
+    return _work(spec, opts, storage, int(target), notify or _write)
+
+
+def _work(
+    spec: StudySpec,
+    opts: RunOptions,
+    storage: optuna.storages.RDBStorage,
+    target: int,
+    notify: Callable[[str], None],
+) -> RunSummary:
+    """Load data, then optimize until the target, riding out storage outages."""
+    from hpsearch.objectives import make_objective
+    from hpsearch.progress import TrialProgress
+    from hpsearch.train import resolve_device, set_threads
+
+    started = time.perf_counter()
+    set_threads(opts.threads)
+    objective = make_objective(spec, opts.data_dir, resolve_device(opts.device))
+    ensure_study(storage, spec, target)
+    study = open_study(storage, spec, notify, opts.worker_tag)
+    progress = TrialProgress(study, target, enabled=opts.progress)
+    try:
+        optimize_until(study, objective, target, opts.timeout, [progress], notify, opts.storage)
     finally:
         progress.close()
-    return summarize(study, opts.trials, time.perf_counter() - started)
+    return stored_summary(storage, spec, target, time.perf_counter() - started)
+
+
+def optimize_until(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    target: int,
+    timeout: float | None,
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]],
+    notify: Callable[[str], None],
+    url: str,
+) -> None:
+    """study.optimize up to `target` finished trials, retrying when the database drops out.
+
+    A trial cut off by an outage stays RUNNING until its heartbeat goes stale; then Optuna
+    marks it failed and RetryHeartbeatStaleTrialCallback queues it again.
+    """
+    import optuna
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    stop = optuna.study.MaxTrialsCallback(target, states=_finished_states())
+    for attempt in range(MAX_STORAGE_RETRIES + 1):
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        try:
+            study.optimize(objective, timeout=remaining, callbacks=[stop, *callbacks])
+            return
+        except Exception as exc:
+            cause = _storage_cause(exc)
+            if cause is None:
+                raise
+            if attempt == MAX_STORAGE_RETRIES:
+                raise StorageError(
+                    f"lost the database at {masked(url)} {attempt} times; check the server, then "
+                    "re-run the same command to resume"
+                ) from exc
+            notify(
+                f"database unavailable ({type(cause).__name__}); retrying in {RETRY_DELAY_S:g} s"
+            )
+            time.sleep(RETRY_DELAY_S)
+
+
+def _storage_cause(exc: BaseException) -> BaseException | None:
+    """The database error behind an exception, if any (Optuna may wrap or mask it)."""
+    import optuna
+    import sqlalchemy.exc
+
+    kinds = (
+        optuna.exceptions.StorageInternalError,
+        sqlalchemy.exc.OperationalError,
+        sqlalchemy.exc.InterfaceError,
+    )
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, kinds):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
+
+
+def stored_summary(
+    storage: optuna.storages.RDBStorage, spec: StudySpec, target: int, seconds: float
+) -> RunSummary:
+    """Summarize the stored study."""
+    import optuna
+
+    return summarize(optuna.load_study(study_name=spec.name, storage=storage), target, seconds)
 
 
 def check_direction(storage: optuna.storages.RDBStorage, spec: StudySpec, url: str) -> None:
@@ -138,14 +297,6 @@ def check_direction(storage: optuna.storages.RDBStorage, spec: StudySpec, url: s
             f"{spec.direction}s {spec.training.metric}; give the study file another name = ... "
             "or use another --storage"
         )
-
-
-def _record_spec(study: optuna.Study, spec: StudySpec) -> None:
-    """Keep the study file's text on the study the first time it is created."""
-    if "study_file" not in study.user_attrs:
-        study.set_user_attr("study_file", spec.text)
-        study.set_user_attr("study_file_hash", spec.text_hash)
-        study.set_user_attr("metric", spec.training.metric)
 
 
 def _write(message: str) -> None:

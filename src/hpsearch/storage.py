@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -23,10 +24,17 @@ def masked(url: str) -> str:
     return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
 
 
-def open_storage(url: str) -> RDBStorage:
-    """An Optuna RDB storage for a SQLAlchemy URL, with clear errors for bad or dead databases."""
+def open_storage(
+    url: str, heartbeat: int | None = None, grace_period: int | None = None
+) -> RDBStorage:
+    """An Optuna RDB storage for a SQLAlchemy URL, with clear errors for bad or dead databases.
+
+    With `heartbeat`, running trials beat every that many seconds; one silent for
+    `grace_period` seconds (its worker died) is marked failed and queued again.
+    """
+    import optuna
     import sqlalchemy.exc
-    from optuna.storages import RDBStorage
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from sqlalchemy.engine import make_url
 
     try:
@@ -39,7 +47,17 @@ def open_storage(url: str) -> RDBStorage:
     else:
         engine_kwargs = {"pool_pre_ping": True}  # an idle connection may have been dropped
     try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs)
+        if heartbeat is None:
+            return RDBStorage(url, engine_kwargs=engine_kwargs)
+        with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.x
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=heartbeat,
+                grace_period=grace_period,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
+            )
     except (ImportError, sqlalchemy.exc.NoSuchModuleError):
         raise StorageError(
             f"no database driver for '{parsed.drivername}' in '{masked(url)}'; install it "

@@ -75,6 +75,14 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def set_threads(threads: int | None) -> None:
+    """Give this process's torch a fixed thread count (workers share the CPU cores)."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def make_optimizer(
     name: str, params: Any, lr: float, weight_decay: float, momentum: float
 ) -> torch.optim.Optimizer:

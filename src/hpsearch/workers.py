@@ -1,0 +1,172 @@
+"""Several worker processes on one storage: `hpsearch run --workers K [--gpus ...]`.
+
+Each worker is a separate `hpsearch worker` process (not a thread) that loads the data once and
+runs trials until the study's total is reached; Optuna's storage is the only thing they share.
+The study can overshoot its total by at most K-1 trials: the workers that are mid-trial when
+the total is reached finish their trial.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from hpsearch.errors import HPSearchError, UsageError
+from hpsearch.search import (
+    RunOptions,
+    RunSummary,
+    connect,
+    ensure_study,
+    stored_summary,
+    with_overrides,
+)
+from hpsearch.spec import StudySpec
+
+POLL_S = 1.0
+STOP_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """Where one worker runs: its device, its CPU threads, and its visible GPU."""
+
+    index: int
+    device: str
+    threads: int
+    gpu: int | None = None
+
+
+def parse_gpus(value: str | None) -> list[int] | None:
+    """'0,1,3' or 'all' to GPU indices; None when no GPUs were asked for."""
+    if value is None:
+        return None
+    if value == "all":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError("--gpus all but no GPU is visible; drop --gpus to run on the CPU")
+        return list(range(count))
+    try:
+        gpus = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(f"--gpus must be 'all' or indices like 0,1 but got '{value}'") from None
+    if not gpus or min(gpus) < 0:
+        raise UsageError(f"--gpus must be 'all' or indices like 0,1 but got '{value}'")
+    return gpus
+
+
+def plan_workers(
+    workers: int | None, gpus: list[int] | None, per_gpu: int, cpus: int
+) -> list[WorkerPlan]:
+    """Worker i gets GPU gpus[i // per_gpu], or an equal share of the CPU cores."""
+    if per_gpu < 1:
+        raise UsageError(f"--workers-per-gpu must be ≥ 1 but got {per_gpu}")
+    if gpus:
+        slots = [g for g in gpus for _ in range(per_gpu)]
+        count = workers or len(slots)
+        if count > len(slots):
+            raise UsageError(
+                f"--workers {count} but only {len(slots)} GPU slots ({len(gpus)} GPUs x "
+                f"{per_gpu} per GPU); raise --workers-per-gpu or lower --workers"
+            )
+        threads = max(1, cpus // count)
+        return [WorkerPlan(i, "cuda", threads, slots[i]) for i in range(count)]
+    count = workers or 1
+    if count < 1:
+        raise UsageError(f"--workers must be ≥ 1 but got {count}")
+    return [WorkerPlan(i, "cpu", max(1, cpus // count)) for i in range(count)]
+
+
+def worker_command(spec: StudySpec, opts: RunOptions, plan: WorkerPlan, target: int) -> list[str]:
+    """The `hpsearch worker` command line for one worker (the storage URL goes in its env)."""
+    cmd = [sys.executable, "-m", "hpsearch", "worker", "--study", str(spec.path)]
+    cmd += ["--trials", str(target), "--data-dir", str(opts.data_dir), "--device", plan.device]
+    cmd += ["--threads", str(plan.threads), "--tag", f"w{plan.index}", "--no-progress"]
+    cmd += ["--heartbeat", str(opts.heartbeat), "--grace-period", str(opts.grace_period)]
+    if opts.seed is not None:
+        cmd += ["--seed", str(opts.seed)]
+    if opts.max_epochs is not None:
+        cmd += ["--max-epochs", str(opts.max_epochs)]
+    return cmd
+
+
+def run_parallel(spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan]) -> RunSummary:
+    """Start the workers, show progress from storage, and stop them all cleanly on Ctrl-C."""
+    from hpsearch.objectives import make_objective
+    from hpsearch.train import resolve_device
+
+    if opts.trials is None:
+        raise UsageError("--trials is required; give the study's total, e.g. --trials 200")
+    spec = with_overrides(spec, opts)
+    storage = connect(spec, opts)
+    make_objective(spec, opts.data_dir, resolve_device("cpu"))  # bad data fails here, once
+    ensure_study(storage, spec, opts.trials)
+    started = time.perf_counter()
+    procs = [_spawn(spec, opts, plan) for plan in plans]
+    try:
+        _watch(storage, spec, opts, procs)
+    except KeyboardInterrupt:
+        _stop(procs)
+        raise
+    failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
+    if failed:
+        codes = ", ".join(f"worker {i} exited with {code}" for i, code in failed)
+        raise HPSearchError(f"{codes}; see its message above, fix it and re-run to resume")
+    return stored_summary(storage, spec, opts.trials, time.perf_counter() - started)
+
+
+def _spawn(spec: StudySpec, opts: RunOptions, plan: WorkerPlan) -> subprocess.Popen[bytes]:
+    """One worker process; the storage URL travels in its environment, not its argv."""
+    env = dict(os.environ, HPSEARCH_STORAGE=opts.storage)
+    if plan.gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = str(plan.gpu)
+    return subprocess.Popen(worker_command(spec, opts, plan, opts.trials or 0), env=env)
+
+
+def _watch(
+    storage: object, spec: StudySpec, opts: RunOptions, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """Poll storage for the progress line until every worker has exited."""
+    import optuna
+    from tqdm import tqdm
+
+    target = opts.trials or 0
+    study = optuna.load_study(study_name=spec.name, storage=storage)  # type: ignore[arg-type]
+    bar = tqdm(total=target, unit="trial", disable=not opts.progress, desc=spec.name)
+    try:
+        while True:
+            done = all(p.poll() is not None for p in procs)
+            trials = study.get_trials(deepcopy=False)
+            finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+            bar.n = min(len(finished), target)
+            pruned = sum(t.state.name == "PRUNED" for t in trials)
+            values = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+            best = (max if spec.direction == "maximize" else min)(values) if values else None
+            best_text = "-" if best is None else f"{best:.4f}"
+            bar.set_postfix_str(
+                f"workers={sum(p.poll() is None for p in procs)} pruned={pruned} best={best_text}"
+            )
+            if done:
+                return
+            time.sleep(POLL_S)
+    finally:
+        bar.close()
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Ctrl-C: each worker marks its cut-off trial failed and exits; stragglers are killed."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
