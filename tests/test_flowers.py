@@ -111,7 +111,14 @@ def test_unreadable_image_is_named(flowers_copy: Path) -> None:
 def test_cnn_layout() -> None:
     model = build_cnn((6, 12, 24), 5, batch_norm=True, dropout=0.2, noise_std=0.1)
     kinds = [type(m).__name__ for m in model]
-    assert kinds[:5] == ["Conv2d", "BatchNorm2d", "ReLU", "GaussianNoise", "MaxPool2d"]
+    assert kinds[:6] == [
+        "ChannelsLast",
+        "Conv2d",
+        "BatchNorm2d",
+        "ReLU",
+        "GaussianNoise",
+        "MaxPool2d",
+    ]
     assert kinds.count("Conv2d") == 3 and kinds.count("MaxPool2d") == 2
     assert "AdaptiveAvgPool2d" in kinds and kinds[-2:] == ["Dropout", "Linear"]
     assert model(torch.randn(4, 3, 32, 32)).shape == (4, 5)
@@ -149,7 +156,7 @@ def test_weight_penalties_change_the_update(penalty: str, mnist_dir: Path) -> No
         l1 = strength if penalty == "l1" else 0.0
         optimizer = make_optimizer("sgd", model.parameters(), 0.05, decay, 0.0)
         fit(model, optimizer, splits, FitConfig(1, 32, 5, seed=0, l1=l1), lambda s: None)
-        weights.append(model[0].weight.detach().abs().sum().item())
+        weights.append(model[1].weight.detach().abs().sum().item())
     assert weights[1] < weights[0]
 
 

@@ -5,43 +5,44 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import optuna
+import torch
+import torch.nn.functional as F
+from torch import nn
 
 from hpsearch.data import image_splits
 from hpsearch.objectives.base import suggest, train_trial, trial_seed
 from hpsearch.spec import StudySpec
 
-if TYPE_CHECKING:
-    import torch
-    from torch import nn
-
 MAX_ROTATION_DEG = 10.0
 MAX_SHIFT = 0.1  # of the image's width
 
 
-def gaussian_noise(std: float) -> nn.Module:
-    """A layer that adds N(0, std²) noise in train() and passes input through in eval()."""
-    import torch
-    from torch import nn
+class GaussianNoise(nn.Module):
+    """Adds N(0, std²) noise between layers in train(); passes input through in eval()."""
 
-    class GaussianNoise(nn.Module):
-        """Noise injection between layers, active only while training."""
+    def __init__(self, std: float) -> None:
+        super().__init__()
+        self.std = std
 
-        def __init__(self) -> None:
-            super().__init__()
-            self.std = std
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Noise only while training."""
+        if not self.training or self.std == 0:
+            return x
+        return x + torch.randn_like(x) * self.std
 
-        def forward(self, x: torch.Tensor) -> torch.Tensor:
-            if not self.training or self.std == 0:
-                return x
-            return x + torch.randn_like(x) * self.std
+    def extra_repr(self) -> str:
+        """Shown in print(model)."""
+        return f"std={self.std}"
 
-        def extra_repr(self) -> str:
-            return f"std={self.std}"
 
-    return GaussianNoise()
+class ChannelsLast(nn.Module):
+    """Puts each batch in NHWC layout: oneDNN's convolutions and pooling run ~1.5x faster."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """A no-op when the batch is already channels-last."""
+        return x.contiguous(memory_format=torch.channels_last)
 
 
 def build_cnn(
@@ -52,9 +53,7 @@ def build_cnn(
     noise_std: float,
 ) -> nn.Sequential:
     """conv3x3 → [BN] → ReLU → [noise] → max-pool per block; the last block average-pools."""
-    from torch import nn
-
-    layers: list[nn.Module] = []
+    layers: list[nn.Module] = [ChannelsLast()]
     width = 3
     for i, out in enumerate(channels):
         layers.append(nn.Conv2d(width, out, kernel_size=3, padding=1, bias=not batch_norm))
@@ -62,12 +61,12 @@ def build_cnn(
             layers.append(nn.BatchNorm2d(out))
         layers.append(nn.ReLU())
         if noise_std > 0:
-            layers.append(gaussian_noise(noise_std))
+            layers.append(GaussianNoise(noise_std))
         last = i == len(channels) - 1
         layers.append(nn.AdaptiveAvgPool2d(1) if last else nn.MaxPool2d(2))
         width = out
     layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(width, n_classes)]
-    model = nn.Sequential(*layers)
+    model = nn.Sequential(*layers).to(memory_format=torch.channels_last)
     for module in model.modules():
         if isinstance(module, nn.Conv2d | nn.Linear):
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
@@ -78,9 +77,6 @@ def build_cnn(
 
 def augment_batch(x: torch.Tensor) -> torch.Tensor:
     """Random horizontal flip, small rotation and shift, as one batched op on x's device."""
-    import torch
-    import torch.nn.functional as F
-
     n = x.shape[0]
     flip = torch.rand(n, device=x.device) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
@@ -98,8 +94,6 @@ def make_objective(
     spec: StudySpec, data_dir: Path, device: torch.device
 ) -> Callable[[optuna.Trial], float]:
     """Decode (or load the cached) images once, then return the define-by-run objective."""
-    import torch
-
     splits = image_splits(spec.data, data_dir, device)
 
     def objective(trial: optuna.Trial) -> float:
