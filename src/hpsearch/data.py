@@ -249,3 +249,25 @@ def normalized(data: ImageSet, parts: tuple[torch.Tensor, ...]) -> list[torch.Te
     mean = train.mean(dim=(0, 2, 3), keepdim=True)
     std = train.std(dim=(0, 2, 3), keepdim=True)
     return [(data.images[idx].float().div_(255.0) - mean) / std for idx in parts]
+
+
+def image_test_split(
+    spec: DataSpec, root: Path, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out flowers test images (normalized with train statistics) and labels."""
+    data = load_image_set(spec, root)
+    (x_test,) = normalized(data, (data.test_idx,))
+    return x_test.to(device), data.labels[data.test_idx].to(device)
+
+
+def mnist_test(
+    spec: DataSpec, root: Path, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 10,000 MNIST test images, normalized with the study's train-split statistics."""
+    train_images, labels = read_mnist(root, train=True)
+    train_idx, _ = split_indices(len(labels), spec)
+    x_train = train_images[train_idx].reshape(len(train_idx), -1).float().div_(255.0)
+    mean, std = x_train.mean(), x_train.std()
+    images, targets = read_mnist(root, train=False)
+    x = (images.reshape(len(images), -1).float().div_(255.0) - mean) / std
+    return x.to(device), targets.to(device)

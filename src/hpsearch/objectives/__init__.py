@@ -1,4 +1,4 @@
-"""One objective per data set and model; `make_objective` picks it from the study file."""
+"""One objective per data set and model; the study file's dataset picks it."""
 
 from __future__ import annotations
 
@@ -6,22 +6,30 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import optuna
-
 from hpsearch.spec import StudySpec
 
 if TYPE_CHECKING:
+    import optuna
     import torch
+
+    from hpsearch.objectives.base import ObjectiveKind
+
+
+def kind_for(spec: StudySpec) -> ObjectiveKind:
+    """The data loading, model and augmentation of the study's data set."""
+    if spec.data.dataset == "flowers":
+        from hpsearch.objectives import flowers
+
+        return flowers.KIND
+    from hpsearch.objectives import mnist
+
+    return mnist.KIND
 
 
 def make_objective(
     spec: StudySpec, data_dir: Path, device: torch.device
 ) -> Callable[[optuna.Trial], float]:
     """The objective for the study's data set, with its data already loaded."""
-    if spec.data.dataset == "flowers":
-        from hpsearch.objectives import flowers
+    from hpsearch.objectives import base
 
-        return flowers.make_objective(spec, data_dir, device)
-    from hpsearch.objectives import mnist
-
-    return mnist.make_objective(spec, data_dir, device)
+    return base.make_objective(spec, kind_for(spec), data_dir, device)

@@ -6,12 +6,15 @@ import dataclasses
 import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import optuna
 
 from hpsearch.spec import (
     Choice,
+    DataSpec,
     IntRange,
     ParamRange,
     StudySpec,
@@ -80,6 +83,47 @@ class EpochReporter:
         """Record how many epochs ran and how long the trial took."""
         self.trial.set_user_attr("epochs", len(self.history))
         self.trial.set_user_attr("seconds", round(time.perf_counter() - self.started, 4))
+
+
+@dataclass(frozen=True)
+class ObjectiveKind:
+    """What differs between data sets: the data, the model, augmentation, conditional dropout."""
+
+    load: Callable[[DataSpec, Path, torch.device], Splits]
+    load_test: Callable[[DataSpec, Path, torch.device], tuple[torch.Tensor, torch.Tensor]]
+    build: Callable[[StudySpec, TrainingSpec, int], nn.Module]
+    augment: Callable[[TrainingSpec], Callable[[torch.Tensor], torch.Tensor] | None]
+    dropout_needs_no_bn: bool
+
+
+def make_objective(
+    spec: StudySpec, kind: ObjectiveKind, data_dir: Path, device: torch.device
+) -> Callable[[optuna.Trial], float]:
+    """Load the data once, then return the define-by-run objective for this study."""
+    splits = kind.load(spec.data, data_dir, device)
+
+    def objective(trial: optuna.Trial) -> float:
+        return train_model(trial, spec, kind, splits, device)[0]
+
+    return objective
+
+
+def train_model(
+    trial: optuna.Trial,
+    spec: StudySpec,
+    kind: ObjectiveKind,
+    splits: Splits,
+    device: torch.device,
+) -> tuple[float, nn.Module]:
+    """Suggest, seed, build and train one trial; the model comes back at its best epoch."""
+    import torch
+
+    hp = suggest(trial, spec, kind.dropout_needs_no_bn)
+    seed = trial_seed(spec.seed, trial.number)
+    torch.manual_seed(seed)
+    model = kind.build(spec, hp, len(splits.classes)).to(device)
+    value = train_trial(trial, spec, hp, model, splits, seed, device, kind.augment(hp))
+    return value, model
 
 
 def train_trial(

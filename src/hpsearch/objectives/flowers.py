@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from pathlib import Path
 
-import optuna
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpsearch.data import image_splits
-from hpsearch.objectives.base import suggest, train_trial, trial_seed
-from hpsearch.spec import StudySpec
+from hpsearch.data import image_splits, image_test_split
+from hpsearch.objectives.base import ObjectiveKind
+from hpsearch.spec import StudySpec, TrainingSpec
 
 MAX_ROTATION_DEG = 10.0
 MAX_SHIFT = 0.1  # of the image's width
@@ -90,20 +87,15 @@ def augment_batch(x: torch.Tensor) -> torch.Tensor:
     return F.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
 
 
-def make_objective(
-    spec: StudySpec, data_dir: Path, device: torch.device
-) -> Callable[[optuna.Trial], float]:
-    """Decode (or load the cached) images once, then return the define-by-run objective."""
-    splits = image_splits(spec.data, data_dir, device)
+def build(spec: StudySpec, hp: TrainingSpec, n_classes: int) -> nn.Module:
+    """The study's CNN for one trial's hyperparameters."""
+    return build_cnn(spec.model.channels, n_classes, hp.batch_norm, hp.dropout, hp.noise_std)
 
-    def objective(trial: optuna.Trial) -> float:
-        hp = suggest(trial, spec, dropout_needs_no_bn=False)
-        seed = trial_seed(spec.seed, trial.number)
-        torch.manual_seed(seed)
-        model = build_cnn(
-            spec.model.channels, len(splits.classes), hp.batch_norm, hp.dropout, hp.noise_std
-        ).to(device)
-        augment = augment_batch if hp.augment else None
-        return train_trial(trial, spec, hp, model, splits, seed, device, augment)
 
-    return objective
+KIND = ObjectiveKind(
+    load=image_splits,
+    load_test=image_test_split,
+    build=build,
+    augment=lambda hp: augment_batch if hp.augment else None,
+    dropout_needs_no_bn=False,
+)

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-import optuna
-
-from hpsearch.data import mnist_splits
-from hpsearch.objectives.base import suggest, train_trial, trial_seed
-from hpsearch.spec import StudySpec
+from hpsearch.data import mnist_splits, mnist_test
+from hpsearch.objectives.base import ObjectiveKind
+from hpsearch.spec import StudySpec, TrainingSpec
 
 if TYPE_CHECKING:
-    import torch
     from torch import nn
 
 N_IN, N_OUT = 28 * 28, 10
@@ -55,21 +50,17 @@ def init_weights(model: nn.Module, init: str, negative_slope: float) -> None:
             nn.init.zeros_(module.bias)
 
 
-def make_objective(
-    spec: StudySpec, data_dir: Path, device: torch.device
-) -> Callable[[optuna.Trial], float]:
-    """Load MNIST once, then return the define-by-run objective for this study."""
-    import torch
+def build(spec: StudySpec, hp: TrainingSpec, n_classes: int) -> nn.Module:
+    """The study's MLP for one trial's hyperparameters."""
+    return build_mlp(
+        spec.model.hidden, hp.batch_norm, hp.dropout, spec.model.negative_slope, hp.init
+    )
 
-    splits = mnist_splits(spec.data, data_dir, device)
 
-    def objective(trial: optuna.Trial) -> float:
-        hp = suggest(trial, spec)
-        seed = trial_seed(spec.seed, trial.number)
-        torch.manual_seed(seed)
-        model = build_mlp(
-            spec.model.hidden, hp.batch_norm, hp.dropout, spec.model.negative_slope, hp.init
-        ).to(device)
-        return train_trial(trial, spec, hp, model, splits, seed, device)
-
-    return objective
+KIND = ObjectiveKind(
+    load=mnist_splits,
+    load_test=mnist_test,
+    build=build,
+    augment=lambda hp: None,
+    dropout_needs_no_bn=True,
+)
