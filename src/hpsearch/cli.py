@@ -305,3 +305,36 @@ def dashboard(study: str | None, storage: str, host: str, port: int) -> None:
 
         load_study(storage, load_spec(study).name)
     serve(storage, host, port)
+
+
+@main.command()
+@study_option
+@storage_option
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+@translate_errors
+def export(study: str, storage: str, fmt: str, output: Path | None) -> None:
+    """Write one record per trial (parameters, state, value, epochs, time, host; JSON: history)."""
+    from hpsearch.errors import UsageError
+    from hpsearch.export import to_csv, to_json
+    from hpsearch.spec import load_spec
+    from hpsearch.storage import load_study
+
+    loaded = load_study(storage, load_spec(study).name)
+    text = to_csv(loaded) if fmt == "csv" else to_json(loaded)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}; choose another -o path") from None
+    click.echo(f"wrote {len(loaded.trials)} trials to {output}")

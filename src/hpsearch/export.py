@@ -1,0 +1,71 @@
+"""One record per trial, as CSV or JSON, with the values exactly as stored."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
+
+BASE_COLUMNS = ("number", "state", "value")
+ATTR_COLUMNS = (
+    "epochs",
+    "best_epoch",
+    "seconds",
+    "pruned_at_epoch",
+    "host",
+    "device",
+    "seed",
+    "narrowing_round",
+    "narrowing_ranges",
+)
+
+
+def record(trial: FrozenTrial, params: list[str], history: bool) -> dict[str, Any]:
+    """A flat record: number, state, value, every parameter, the trial's attributes."""
+    row: dict[str, Any] = {"number": trial.number, "state": trial.state.name, "value": trial.value}
+    row.update({f"param_{name}": trial.params.get(name) for name in params})
+    row.update({name: trial.user_attrs.get(name) for name in ATTR_COLUMNS})
+    row["datetime_start"] = trial.datetime_start.isoformat() if trial.datetime_start else None
+    row["datetime_complete"] = (
+        trial.datetime_complete.isoformat() if trial.datetime_complete else None
+    )
+    if history:
+        row["history"] = trial.user_attrs.get("history", [])
+    return row
+
+
+def records(study: optuna.Study, history: bool) -> list[dict[str, Any]]:
+    """Every trial of the study, in trial-number order."""
+    trials = study.get_trials(deepcopy=False)
+    params = sorted({name for t in trials for name in t.params})
+    return [record(t, params, history) for t in sorted(trials, key=lambda t: t.number)]
+
+
+def to_csv(study: optuna.Study) -> str:
+    """CSV text; dicts (narrowing ranges) are written as JSON, missing values as empty cells."""
+    rows = records(study, history=False)
+    out = io.StringIO()
+    if not rows:
+        return ""
+    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(
+            {k: json.dumps(v) if isinstance(v, dict | list) else v for k, v in row.items()}
+        )
+    return out.getvalue()
+
+
+def to_json(study: optuna.Study) -> str:
+    """JSON text with each trial's per-epoch history."""
+    payload = {
+        "study": study.study_name,
+        "direction": study.direction.name.lower(),
+        "trials": records(study, history=True),
+    }
+    return json.dumps(payload, indent=1, default=str)
