@@ -85,6 +85,12 @@ def training_options(func: F) -> F:
             help="Seconds between a running trial's heartbeats.",
         ),
         click.option(
+            "--allow-changed-spec",
+            is_flag=True,
+            help="Resume even though the study file or data changed since the study was "
+            "created; the change is recorded on the study.",
+        ),
+        click.option(
             "--grace-period",
             type=int,
             default=60,
@@ -114,6 +120,7 @@ def run_options(kwargs: dict[str, Any], trials: int | None, storage: str) -> Any
         heartbeat=kwargs["heartbeat"],
         grace_period=kwargs["grace_period"],
         worker_tag=kwargs.get("tag") or "",
+        allow_changed_spec=kwargs["allow_changed_spec"],
     )
 
 
@@ -185,14 +192,20 @@ def _run_parallel(spec: Any, opts: Any, workers: int | None, gpus: str | None, p
 @click.option("--trials", type=int, required=True, help=TRIALS_HELP)
 @storage_option
 @click.option("--seed", type=int, default=None, help="Override the study file's seed.")
+@click.option(
+    "--allow-changed-spec", is_flag=True, help="Accept (and record) a changed study file."
+)
 @translate_errors
-def create(study: str, trials: int, storage: str, seed: int | None) -> None:
+def create(
+    study: str, trials: int, storage: str, seed: int | None, allow_changed_spec: bool
+) -> None:
     """Create a study (or change its total) without running trials, for workers to join."""
     from hpsearch.search import RunOptions, create
     from hpsearch.spec import load_spec
 
     spec = load_spec(study)
-    summary = create(spec, RunOptions(trials=trials, storage=storage, seed=seed))
+    opts = RunOptions(trials, storage, seed=seed, allow_changed_spec=allow_changed_spec)
+    summary = create(spec, opts)
     click.echo(
         f"study {summary.name}: total {summary.target} trials, {summary.finished} finished so far"
     )

@@ -271,3 +271,11 @@ def mnist_test(
     images, targets = read_mnist(root, train=False)
     x = (images.reshape(len(images), -1).float().div_(255.0) - mean) / std
     return x.to(device), targets.to(device)
+
+
+def data_files(spec: DataSpec, root: Path) -> list[Path]:
+    """The files a study's training reads (for the manifest's data hash)."""
+    if spec.dataset == "flowers":
+        return [path for path, _ in scan_image_folder(root / spec.folder)[1]]
+    raw = root / "MNIST" / "raw"
+    return [raw / "train-images-idx3-ubyte", raw / "train-labels-idx1-ubyte"]

@@ -40,6 +40,8 @@ class RunOptions:
     heartbeat: int = 10
     grace_period: int = 60
     worker_tag: str = ""
+    allow_changed_spec: bool = False
+    hash_data: bool = True
 
 
 @dataclass(frozen=True)
@@ -97,10 +99,21 @@ def connect(spec: StudySpec, opts: RunOptions) -> optuna.storages.RDBStorage:
     return storage
 
 
-def ensure_study(storage: optuna.storages.RDBStorage, spec: StudySpec, target: int) -> None:
-    """Create the study if needed and record its file, total and round length on it."""
+def ensure_study(
+    storage: optuna.storages.RDBStorage,
+    spec: StudySpec,
+    target: int,
+    opts: RunOptions | None = None,
+) -> None:
+    """Create the study if needed (with its manifest), or check a resumed one against it.
+
+    Records the total and the narrowing round length; a resumed study whose search space or
+    data changed is refused unless --allow-changed-spec, and then the change is recorded.
+    """
     import optuna
 
+    from hpsearch import manifest
+    from hpsearch.data import data_files
     from hpsearch.samplers import TRIALS_PER_ROUND_ATTR, trials_per_round
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -108,10 +121,24 @@ def ensure_study(storage: optuna.storages.RDBStorage, spec: StudySpec, target: i
         storage=storage, study_name=spec.name, direction=spec.direction, load_if_exists=True
     )
     attrs = study.user_attrs
-    if "study_file" not in attrs:
-        study.set_user_attr("study_file", spec.text)
+    data = None
+    if opts is not None and opts.data_dir is not None and opts.hash_data:
+        data = manifest.data_hash(data_files(spec.data, opts.data_dir))
+    if manifest.MANIFEST_ATTR not in attrs:
+        device = opts.device if opts is not None else ""
+        study.set_user_attr(manifest.MANIFEST_ATTR, manifest.build(spec, device, data))
+        study.set_user_attr(manifest.SIGNATURE_ATTR, manifest.signature(spec))
         study.set_user_attr("study_file_hash", spec.text_hash)
         study.set_user_attr("metric", spec.training.metric)
+    else:
+        allow = opts is not None and opts.allow_changed_spec
+        change = manifest.check(attrs, spec, data, allow)
+        if change is not None:
+            history = [*attrs.get(manifest.CHANGES_ATTR, []), change]
+            study.set_user_attr(manifest.CHANGES_ATTR, history)
+            study.set_user_attr(manifest.SIGNATURE_ATTR, manifest.signature(spec))
+    if data is not None and attrs.get(manifest.DATA_HASH_ATTR) != data:
+        study.set_user_attr(manifest.DATA_HASH_ATTR, data)
     if attrs.get(TARGET_ATTR) != target:
         study.set_user_attr(TARGET_ATTR, target)
     if spec.sampler.kind == "narrowing" and TRIALS_PER_ROUND_ATTR not in attrs:
@@ -156,7 +183,7 @@ def create(spec: StudySpec, opts: RunOptions) -> RunSummary:
     if opts.trials is None:
         raise UsageError("--trials is required; give the study's total, e.g. --trials 200")
     storage = connect(spec, opts)
-    ensure_study(storage, spec, opts.trials)
+    ensure_study(storage, spec, opts.trials, dataclasses.replace(opts, hash_data=False))
     return summarize(optuna.load_study(study_name=spec.name, storage=storage), opts.trials, 0)
 
 
@@ -173,7 +200,7 @@ def run_study(
     spec = with_overrides(spec, opts)
     storage = connect(spec, opts)
     if _count(storage, spec.name, _finished_states()) >= opts.trials:
-        ensure_study(storage, spec, opts.trials)
+        ensure_study(storage, spec, opts.trials, opts)
         return stored_summary(storage, spec, opts.trials, 0.0)
     return _work(spec, opts, storage, opts.trials, notify or _write)
 
@@ -211,7 +238,7 @@ def _work(
     started = time.perf_counter()
     set_threads(opts.threads)
     objective = make_objective(spec, opts.data_dir, resolve_device(opts.device))
-    ensure_study(storage, spec, target)
+    ensure_study(storage, spec, target, opts)
     study = open_study(storage, spec, notify, opts.worker_tag)
     progress = TrialProgress(study, target, enabled=opts.progress)
     try:

@@ -105,7 +105,7 @@ def run_parallel(spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan]) -> 
     spec = with_overrides(spec, opts)
     storage = connect(spec, opts)
     make_objective(spec, opts.data_dir, resolve_device("cpu"))  # bad data fails here, once
-    ensure_study(storage, spec, opts.trials)
+    ensure_study(storage, spec, opts.trials, opts)
     started = time.perf_counter()
     procs = [_spawn(spec, opts, plan) for plan in plans]
     try:

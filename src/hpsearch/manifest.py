@@ -1,0 +1,130 @@
+"""What a study was made with: versions, device, study file, seed, data hash, search signature.
+
+Recorded when the study is created; a resumed study whose search space or data differs is
+refused unless the change is explicitly allowed, and then the change is recorded too.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import platform
+import subprocess
+from datetime import UTC, datetime
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from hpsearch import __version__
+from hpsearch.errors import SpecError
+from hpsearch.spec import Choice, StudySpec
+
+MANIFEST_ATTR = "manifest"
+SIGNATURE_ATTR = "signature"
+DATA_HASH_ATTR = "data_hash"
+CHANGES_ATTR = "spec_changes"
+
+
+def git_commit() -> str | None:
+    """The commit of the hpsearch checkout this code runs from, marked '+dirty' if edited."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ".git").exists():
+        return None
+    try:
+        commit = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return commit + ("+dirty" if dirty else "")
+
+
+def versions() -> dict[str, str | None]:
+    """hpsearch, Python, torch, torchvision and Optuna versions."""
+    found: dict[str, str | None] = {"hpsearch": __version__, "python": platform.python_version()}
+    for package in ("torch", "torchvision", "optuna"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found
+
+
+def signature(spec: StudySpec) -> dict[str, str]:
+    """Every setting that shapes the search, as flat 'section.key' -> text (comments ignored)."""
+    flat: dict[str, str] = {"seed": str(spec.seed)}
+    for section in ("data", "model", "training", "sampler", "pruner"):
+        for key, value in dataclasses.asdict(getattr(spec, section)).items():
+            flat[f"{section}.{key}"] = str(value)
+    for name, rng in spec.search.items():
+        if isinstance(rng, Choice):
+            flat[f"search.{name}"] = "choices " + ", ".join(map(str, rng.choices))
+        else:
+            parts = [f"{rng.low:g}..{rng.high:g}", "log" if rng.log else ""]
+            parts += [f"step {rng.step:g}" if rng.step not in (None, 1) else ""]
+            flat[f"search.{name}"] = " ".join(p for p in parts if p)
+    return flat
+
+
+def differences(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    """Human lines for every setting that was added, removed or changed."""
+    lines = []
+    for key in sorted(old.keys() | new.keys()):
+        before, after = old.get(key, "(absent)"), new.get(key, "(absent)")
+        if before != after:
+            lines.append(f"{key}: {before} -> {after}")
+    return lines
+
+
+def data_hash(files: list[Path]) -> str:
+    """A content hash of the data files a study reads."""
+    digest = hashlib.sha256()
+    for path in sorted(files):
+        digest.update(path.name.encode())
+        with path.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:20]
+
+
+def build(spec: StudySpec, device: str, data: str | None) -> dict[str, Any]:
+    """The manifest recorded when a study is created."""
+    return {
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+        "versions": versions(),
+        "git_commit": git_commit(),
+        "device": device,
+        "study_file": spec.text,
+        "study_file_path": str(spec.path),
+        "study_file_hash": spec.text_hash,
+        "seed": spec.seed,
+        "data_hash": data,
+    }
+
+
+def check(
+    stored: dict[str, Any], spec: StudySpec, data: str | None, allow: bool
+) -> dict[str, Any] | None:
+    """Compare a resumed study with what it was made with; the change to record, or None."""
+    changed = differences(stored.get(SIGNATURE_ATTR) or {}, signature(spec))
+    old_data = stored.get(DATA_HASH_ATTR)
+    if data and old_data and data != old_data:
+        changed.append(f"data files: hash {old_data} -> {data}")
+    if not changed:
+        return None
+    if not allow:
+        raise SpecError(
+            f"study '{spec.name}' was created with a different search space or data: "
+            f"{'; '.join(changed)}; use a new study name, or pass --allow-changed-spec to "
+            "resume anyway (the change is recorded on the study)"
+        )
+    return {"time": datetime.now(UTC).isoformat(timespec="seconds"), "changes": changed}
