@@ -351,3 +351,44 @@ def export(study: str, storage: str, fmt: str, output: Path | None) -> None:
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}; choose another -o path") from None
     click.echo(f"wrote {len(loaded.trials)} trials to {output}")
+
+
+@main.command()
+@study_option
+@click.option("--trial", "number", type=int, required=True, help="The trial number to retrain.")
+@storage_option
+@click.option(
+    "--data-dir",
+    envvar="HPSEARCH_DATA_DIR",
+    default="data",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option("--device", default="cpu", show_default=True, help="cpu reproduces exactly.")
+@click.option("--threads", type=int, default=None, help="torch CPU threads (use the trial's own).")
+@translate_errors
+def rerun(
+    study: str, number: int, storage: str, data_dir: Path, device: str, threads: int | None
+) -> None:
+    """Retrain a trial from its recorded parameters and seed, and compare with the stored value."""
+    from hpsearch.rerun import rerun as retrain
+    from hpsearch.spec import load_spec
+    from hpsearch.storage import load_study
+    from hpsearch.train import set_threads
+
+    spec = load_spec(study)
+    loaded = load_study(storage, spec.name)
+    set_threads(threads)
+    result = retrain(loaded, spec, number, data_dir, device)
+    stored = "none" if result.stored is None else f"{result.stored!r}"
+    click.echo(f"trial #{result.number} ({result.state}): stored {spec.training.metric} = {stored}")
+    click.echo(f"retrained on {result.device} with {result.threads} threads: {result.retrained!r}")
+    if result.stored is None:
+        click.echo("the trial has no stored value to compare (pruned or failed)")
+    elif result.retrained == result.stored:
+        click.echo("identical: the trial reproduces exactly")
+    else:
+        hint = ""
+        if result.stored_threads not in (None, result.threads):
+            hint = f"; the trial ran with {result.stored_threads} threads, pass --threads"
+        click.echo(f"difference: {result.retrained - result.stored:+.6g}{hint}")

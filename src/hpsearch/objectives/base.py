@@ -137,11 +137,14 @@ def train_trial(
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> float:
     """Train a built model for one trial and return its restored best epoch's metric."""
+    import torch
+
     from hpsearch.train import make_optimizer
 
     trial.set_user_attr("seed", seed)
     trial.set_user_attr("host", socket.gethostname())
     trial.set_user_attr("device", str(device))
+    trial.set_user_attr("threads", torch.get_num_threads())
     optimizer = make_optimizer(
         hp.optimizer, model.parameters(), hp.lr, hp.weight_decay, hp.momentum
     )

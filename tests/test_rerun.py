@@ -1,0 +1,64 @@
+"""`hpsearch rerun` retrains a stored trial from its parameters and seed and reproduces it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+from click.testing import Result
+
+Cli = Callable[..., Result]
+
+
+def test_rerun_reproduces_a_cpu_trial_exactly(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str, mnist_dir: Path
+) -> None:
+    path = make_study(max_epochs=3)
+    assert (
+        cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url).exit_code == 0
+    )
+    stored = optuna.load_study(study_name="tiny", storage=storage_url).trials[1]
+    # Editing the file afterwards does not matter: rerun uses the study file recorded at creation.
+    path.write_text(path.read_text().replace("high = 3e-3", "high = 1e-2"))
+    result = cli(
+        "rerun",
+        "--study",
+        str(path),
+        "--trial",
+        "1",
+        "--storage",
+        storage_url,
+        "--data-dir",
+        str(mnist_dir),
+        "--threads",
+        str(stored.user_attrs["threads"]),
+    )
+    assert result.exit_code == 0, result.output
+    assert f"stored valid_accuracy = {stored.value!r}" in result.output
+    assert f": {stored.value!r}\n" in result.output.split("retrained on", 1)[1]
+    assert "identical: the trial reproduces exactly" in result.output
+    after = optuna.load_study(study_name="tiny", storage=storage_url).trials
+    assert len(after) == 2  # nothing was written
+
+
+def test_rerun_of_an_absent_trial(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str, mnist_dir: Path
+) -> None:
+    path = make_study()
+    assert (
+        cli("run", "--study", str(path), "--trials", "1", "--storage", storage_url).exit_code == 0
+    )
+    result = cli(
+        "rerun",
+        "--study",
+        str(path),
+        "--trial",
+        "7",
+        "--storage",
+        storage_url,
+        "--data-dir",
+        str(mnist_dir),
+    )
+    assert result.exit_code == 1
+    assert result.output.strip() == "Error: study 'tiny' has no trial #7; its trials are #0..#0"
