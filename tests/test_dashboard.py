@@ -13,7 +13,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import optuna
 import pytest
@@ -147,7 +146,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     port = free_port()
     stdout, stderr = tmp / "server.out", tmp / "server.err"
     cmd = [sys.executable, "-m", "hpsearch", "dashboard", "--storage", url]
-    cmd += ["--host", "127.0.0.1", "--port", str(port)]
+    cmd += ["--port", str(port)]  # no --host: the default must be loopback
     with stdout.open("wb") as out, stderr.open("wb") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err)
     try:
@@ -212,22 +211,14 @@ def test_dashboard_for_an_unknown_study_is_one_error_line(tmp_path: Path) -> Non
     assert "Traceback" not in result.output
 
 
-def test_dashboard_listens_on_loopback_by_default(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
-    import optuna_dashboard
-
-    calls: list[dict[str, Any]] = []
-
-    def fake_run_server(storage: object, **kwargs: Any) -> None:
-        calls.append(kwargs)
-
-    monkeypatch.setattr(optuna_dashboard, "run_server", fake_run_server)
-    url = f"sqlite:///{tmp_path / 'x.db'}"
-    result = CliRunner().invoke(main, ["dashboard", "--storage", url, "--port", "8123"])
-    assert result.exit_code == 0, result.output
-    assert calls == [{"host": "127.0.0.1", "port": 8123}]
-    assert "http://127.0.0.1:8123/dashboard/" in result.output
-
+def test_dashboard_listens_on_loopback_by_default(served: Served) -> None:
+    port = int(served.base.rsplit(":", 1)[1])
+    listening = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        local, state = line.split()[1], line.split()[3]
+        address, hex_port = local.split(":")
+        if int(hex_port, 16) == port and state == "0A":  # 0A: LISTEN
+            listening.append(socket.inet_ntoa(bytes.fromhex(address)[::-1]))
+    assert listening == ["127.0.0.1"]
     help_text = CliRunner().invoke(main, ["dashboard", "--help"]).output
     assert re.search(r"--host TEXT.*\[default: 127\.0\.0\.1\]", help_text, re.S), help_text

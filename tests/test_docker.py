@@ -265,11 +265,15 @@ def test_create_runs_once_before_the_workers_and_the_dashboard(rendered: Config)
         assert depends["postgres"]["condition"] == "service_healthy", name
 
 
-def test_data_is_read_only(rendered: Config) -> None:
-    worker = rendered["services"]["worker"]
+def test_data_is_read_only_and_artifacts_are_shared(rendered: Config) -> None:
+    worker, dashboard = rendered["services"]["worker"], rendered["services"]["dashboard"]
     data_dir = worker["environment"]["HPSEARCH_DATA_DIR"]
     assert mounts(worker)[data_dir][1] is True
     assert Path(mounts(worker)[data_dir][0]) == REPO / "data"
+    artifacts = worker["environment"]["HPSEARCH_ARTIFACTS"]
+    assert dashboard["environment"]["HPSEARCH_ARTIFACTS"] == artifacts
+    assert mounts(worker)[artifacts] == mounts(dashboard)[artifacts] == ("artifacts", False)
+    assert "artifacts" in rendered["volumes"]
 
 
 # ------------------------------------------------------------------ the commands, without Docker

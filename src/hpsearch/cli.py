@@ -85,6 +85,14 @@ def training_options(func: F) -> F:
             help="Seconds between a running trial's heartbeats.",
         ),
         click.option(
+            "--artifacts",
+            envvar="HPSEARCH_ARTIFACTS",
+            default=None,
+            type=click.Path(file_okay=False, path_type=Path),
+            help="Folder for the best trials' weights (env HPSEARCH_ARTIFACTS; default: "
+            "<db>-artifacts beside a SQLite file). Workers on several machines need a shared one.",
+        ),
+        click.option(
             "--allow-changed-spec",
             is_flag=True,
             help="Resume even though the study file or data changed since the study was "
@@ -121,6 +129,7 @@ def run_options(kwargs: dict[str, Any], trials: int | None, storage: str) -> Any
         grace_period=kwargs["grace_period"],
         worker_tag=kwargs.get("tag") or "",
         allow_changed_spec=kwargs["allow_changed_spec"],
+        artifacts=kwargs["artifacts"],
     )
 
 
@@ -307,9 +316,19 @@ def ranges(study: str, storage: str) -> None:
 @storage_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=int, default=8080, show_default=True)
+@click.option(
+    "--artifacts",
+    envvar="HPSEARCH_ARTIFACTS",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The weights folder, so trial pages show them (default: beside a SQLite file).",
+)
 @translate_errors
-def dashboard(study: str | None, storage: str, host: str, port: int) -> None:
+def dashboard(
+    study: str | None, storage: str, host: str, port: int, artifacts: Path | None
+) -> None:
     """Serve optuna-dashboard on the storage (trial histories and narrowing ranges included)."""
+    from hpsearch.artifacts import default_dir
     from hpsearch.dashboard import serve
 
     if study is not None:
@@ -317,7 +336,7 @@ def dashboard(study: str | None, storage: str, host: str, port: int) -> None:
         from hpsearch.storage import load_study
 
         load_study(storage, load_spec(study).name)
-    serve(storage, host, port)
+    serve(storage, host, port, artifacts or default_dir(storage))
 
 
 @main.command()

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from hpsearch.artifacts import open_store
 from hpsearch.errors import UsageError
 from hpsearch.storage import masked, open_storage
 
 
-def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> None:
+def serve(
+    storage_url: str, host: str = "127.0.0.1", port: int = 8080, artifacts: Path | None = None
+) -> None:
     """Block serving the dashboard; every stored study is browsable, per-trial attrs included."""
     try:
         from optuna_dashboard import run_server
@@ -19,7 +24,8 @@ def serve(storage_url: str, host: str = "127.0.0.1", port: int = 8080) -> None:
         f"optuna-dashboard on http://{host}:{port}/dashboard/ for {masked(storage_url)}", flush=True
     )
     try:
-        run_server(storage, host=host, port=port)
+        store = open_store(artifacts) if artifacts is not None and artifacts.is_dir() else None
+        run_server(storage, host=host, port=port, artifact_store=store)
     except OSError as exc:
         raise UsageError(
             f"cannot listen on {host}:{port}: {exc.strerror}; pick another --port"

@@ -42,6 +42,13 @@ class RunOptions:
     worker_tag: str = ""
     allow_changed_spec: bool = False
     hash_data: bool = True
+    artifacts: Path | None = None
+
+    def artifact_dir(self) -> Path:
+        """--artifacts, or the default folder beside the SQLite file."""
+        from hpsearch.artifacts import default_dir
+
+        return self.artifacts or default_dir(self.storage)
 
 
 @dataclass(frozen=True)
@@ -231,18 +238,26 @@ def _work(
     notify: Callable[[str], None],
 ) -> RunSummary:
     """Load data, then optimize until the target, riding out storage outages."""
+    from hpsearch.artifacts import open_store, prune_store
     from hpsearch.objectives import make_objective
     from hpsearch.progress import TrialProgress
     from hpsearch.train import resolve_device, set_threads
 
     started = time.perf_counter()
     set_threads(opts.threads)
-    objective = make_objective(spec, opts.data_dir, resolve_device(opts.device))
+    store = open_store(opts.artifact_dir())
+    objective = make_objective(spec, opts.data_dir, resolve_device(opts.device), store)
     ensure_study(storage, spec, target, opts)
     study = open_study(storage, spec, notify, opts.worker_tag)
     progress = TrialProgress(study, target, enabled=opts.progress)
+
+    def keep_disk_bounded(study: optuna.Study, trial: FrozenTrial) -> None:
+        if trial.state.name == "COMPLETE":
+            prune_store(store, study, spec.keep_weights)
+
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [keep_disk_bounded, progress]
     try:
-        optimize_until(study, objective, target, opts.timeout, [progress], notify, opts.storage)
+        optimize_until(study, objective, target, opts.timeout, callbacks, notify, opts.storage)
     finally:
         progress.close()
     return stored_summary(storage, spec, target, time.perf_counter() - started)

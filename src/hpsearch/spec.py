@@ -205,6 +205,7 @@ class StudySpec:
     text: str
     description: str = ""
     seed: int = 0
+    keep_weights: int = 5
     data: DataSpec = field(default_factory=DataSpec)
     model: ModelSpec = field(default_factory=ModelSpec)
     training: TrainingSpec = field(default_factory=TrainingSpec)
@@ -444,6 +445,7 @@ def _check_spec(spec: StudySpec) -> None:
         value = getattr(spec.training, name)
         if not isinstance(value, str | bool):
             _check_bound(name, value, f"training.{name}")
+    _positive(spec.keep_weights, "keep_weights")
     _positive(spec.data.train_size, "data.train_size")
     _positive(spec.data.valid_size, "data.valid_size")
     _positive(spec.training.max_epochs, "training.max_epochs")

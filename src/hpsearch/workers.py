@@ -87,6 +87,7 @@ def worker_command(spec: StudySpec, opts: RunOptions, plan: WorkerPlan, target: 
     cmd = [sys.executable, "-m", "hpsearch", "worker", "--study", str(spec.path)]
     cmd += ["--trials", str(target), "--data-dir", str(opts.data_dir), "--device", plan.device]
     cmd += ["--threads", str(plan.threads), "--tag", f"w{plan.index}", "--no-progress"]
+    cmd += ["--artifacts", str(opts.artifact_dir().resolve())]
     cmd += ["--heartbeat", str(opts.heartbeat), "--grace-period", str(opts.grace_period)]
     if opts.seed is not None:
         cmd += ["--seed", str(opts.seed)]

@@ -11,6 +11,7 @@ from hpsearch.spec import StudySpec
 if TYPE_CHECKING:
     import optuna
     import torch
+    from optuna.artifacts._protocol import ArtifactStore
 
     from hpsearch.objectives.base import ObjectiveKind
 
@@ -27,9 +28,9 @@ def kind_for(spec: StudySpec) -> ObjectiveKind:
 
 
 def make_objective(
-    spec: StudySpec, data_dir: Path, device: torch.device
+    spec: StudySpec, data_dir: Path, device: torch.device, store: ArtifactStore | None = None
 ) -> Callable[[optuna.Trial], float]:
     """The objective for the study's data set, with its data already loaded."""
     from hpsearch.objectives import base
 
-    return base.make_objective(spec, kind_for(spec), data_dir, device)
+    return base.make_objective(spec, kind_for(spec), data_dir, device, store)

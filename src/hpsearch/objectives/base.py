@@ -25,6 +25,7 @@ from hpsearch.train import EpochStats, FitConfig, fit
 
 if TYPE_CHECKING:
     import torch
+    from optuna.artifacts._protocol import ArtifactStore
     from torch import nn
 
     from hpsearch.data import Splits
@@ -97,13 +98,25 @@ class ObjectiveKind:
 
 
 def make_objective(
-    spec: StudySpec, kind: ObjectiveKind, data_dir: Path, device: torch.device
+    spec: StudySpec,
+    kind: ObjectiveKind,
+    data_dir: Path,
+    device: torch.device,
+    store: ArtifactStore | None = None,
 ) -> Callable[[optuna.Trial], float]:
-    """Load the data once, then return the define-by-run objective for this study."""
+    """Load the data once, then return the define-by-run objective for this study.
+
+    With an artifact store, each completed trial uploads its best epoch's weights.
+    """
+    from hpsearch.artifacts import upload_weights
+
     splits = kind.load(spec.data, data_dir, device)
 
     def objective(trial: optuna.Trial) -> float:
-        return train_model(trial, spec, kind, splits, device)[0]
+        value, model = train_model(trial, spec, kind, splits, device)
+        if store is not None:
+            upload_weights(store, trial, model)
+        return value
 
     return objective
 
