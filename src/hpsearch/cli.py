@@ -411,3 +411,48 @@ def rerun(
         if result.stored_threads not in (None, result.threads):
             hint = f"; the trial ran with {result.stored_threads} threads, pass --threads"
         click.echo(f"difference: {result.retrained - result.stored:+.6g}{hint}")
+
+
+@main.command()
+@study_option
+@storage_option
+@click.option(
+    "--data-dir",
+    envvar="HPSEARCH_DATA_DIR",
+    default="data",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+)
+@click.option(
+    "--artifacts",
+    envvar="HPSEARCH_ARTIFACTS",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The weights folder (default: beside a SQLite file).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Report folder (default: reports/<study>).",
+)
+@translate_errors
+def report(
+    study: str, storage: str, data_dir: Path, artifacts: Path | None, output: Path | None
+) -> None:
+    """Write reports/<study>/index.html: best trial on test (once), figures, tables, manifest."""
+    from hpsearch.artifacts import default_dir, open_store
+    from hpsearch.htmlreport import build_report, default_out, describe, manifest_lines
+    from hpsearch.rerun import recorded_spec
+    from hpsearch.spec import load_spec
+    from hpsearch.storage import load_study
+
+    spec = load_spec(study)
+    loaded = load_study(storage, spec.name)
+    spec = recorded_spec(loaded, spec)
+    store = open_store(artifacts or default_dir(storage))
+    written = build_report(loaded, spec, store, data_dir, output or default_out(spec.name))
+    click.echo("manifest:")
+    click.echo("\n".join(manifest_lines(loaded)))
+    click.echo("\n".join(describe(written, spec.training.metric)))

@@ -133,6 +133,10 @@ def ensure_study(
         data = manifest.data_hash(data_files(spec.data, opts.data_dir))
     if manifest.MANIFEST_ATTR not in attrs:
         device = opts.device if opts is not None else ""
+        if opts is not None and opts.hash_data:  # a training run: record the real device
+            from hpsearch.train import resolve_device
+
+            device = str(resolve_device(opts.device))
         study.set_user_attr(manifest.MANIFEST_ATTR, manifest.build(spec, device, data))
         study.set_user_attr(manifest.SIGNATURE_ATTR, manifest.signature(spec))
         study.set_user_attr("study_file_hash", spec.text_hash)

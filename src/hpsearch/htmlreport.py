@@ -1,0 +1,291 @@
+"""`hpsearch report`: one self-contained index.html with figures, tables and the manifest."""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hpsearch import figures
+from hpsearch.errors import StorageError, UsageError
+from hpsearch.report import format_duration, format_value
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.artifacts._protocol import ArtifactStore
+    from optuna.trial import FrozenTrial
+
+    from hpsearch.spec import StudySpec
+    from hpsearch.testset import HeldOutResult
+
+
+STYLE = (
+    "body{font-family:sans-serif;max-width:1100px;margin:2em auto}"
+    "table{border-collapse:collapse;margin:1em 0}"
+    "td,th{border:1px solid #ccc;padding:3px 8px;text-align:left}"
+    "img{max-width:100%}.warn{color:#a40}pre{background:#f6f6f6;padding:1em;overflow:auto}"
+)
+# Marks how many images decoded, so a headless browser (and the tests) can check them all.
+COUNT_IMAGES = (
+    "window.addEventListener('load', () => {"
+    "const images = [...document.images];"
+    "document.body.dataset.imagesLoaded = images.filter(i => i.naturalWidth > 0).length;"
+    "document.body.dataset.imagesTotal = images.length; });"
+)
+REGULARIZER_HEADER = [
+    "setting",
+    "trials",
+    "completed",
+    "best validation",
+    "median validation",
+    "test accuracy of its best trial",
+]
+
+
+@dataclass(frozen=True)
+class Report:
+    """What `hpsearch report` wrote and found."""
+
+    index: Path
+    figures: list[Path]
+    best: FrozenTrial
+    test: HeldOutResult
+    running: bool
+
+
+def build_report(
+    study: optuna.Study, spec: StudySpec, store: ArtifactStore, data_dir: Path, out: Path
+) -> Report:
+    """Evaluate the validation-selected best trial on test (once), draw, and write index.html."""
+    from hpsearch.testset import evaluate_on_test
+
+    trials = study.get_trials(deepcopy=False)
+    maximize = spec.direction == "maximize"
+    ranked = _ranked(trials, maximize)
+    if not ranked:
+        raise StorageError(
+            f"study '{spec.name}' has no completed trial yet; run it first, then report"
+        )
+    _writable(out)
+    best = ranked[0]
+    test = evaluate_on_test(study, spec, best, store, data_dir)
+    pngs = _draw(study, trials, ranked, test, maximize, out)
+    rows = regularizer_rows(study, spec, ranked, store, data_dir)
+    target = int(study.user_attrs.get("target_trials", 0))
+    finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    running = any(t.state.name == "RUNNING" for t in trials) or finished < target
+    page = _page(study, spec, best, test, pngs, rows, cost(trials, spec), running, target, finished)
+    index = out / "index.html"
+    index.write_text(page, encoding="utf-8")
+    return Report(index, pngs, best, test, running)
+
+
+def _ranked(trials: list[FrozenTrial], maximize: bool) -> list[FrozenTrial]:
+    """Completed trials, best validation value first (ties: lower number)."""
+    done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+    return sorted(
+        done, key=lambda t: (-(t.value or 0.0) if maximize else (t.value or 0.0), t.number)
+    )
+
+
+def _writable(out: Path) -> None:
+    """Create the output folder, or say why it cannot be written."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        probe = out / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise UsageError(f"cannot write the report to {out}: {exc.strerror}; pass -o DIR") from None
+
+
+def _draw(
+    study: optuna.Study,
+    trials: list[FrozenTrial],
+    ranked: list[FrozenTrial],
+    test: HeldOutResult,
+    maximize: bool,
+    out: Path,
+) -> list[Path]:
+    """Every figure as a PNG in `out`."""
+    pngs = [
+        figures.loss_curves(ranked, out / "loss_curves.png"),
+        figures.confusion(test.confusion, test.classes, out / "confusion_matrix.png"),
+        figures.best_so_far(trials, maximize, out / "best_so_far.png"),
+        figures.metric_vs_params(trials, out / "metric_vs_params.png"),
+    ]
+    values = figures.param_importances(study)
+    if values:
+        pngs.append(figures.importances(values, out / "importances.png"))
+    ranges = figures.narrowing_ranges(trials, out / "narrowing_ranges.png")
+    return pngs + ([ranges] if ranges else [])
+
+
+def discrete_params(trials: list[FrozenTrial]) -> list[str]:
+    """Parameters with a handful of settings: categorical, or stepped (each dropout value)."""
+    from optuna.distributions import CategoricalDistribution
+
+    names = set()
+    for trial in trials:
+        for name, dist in trial.distributions.items():
+            if isinstance(dist, CategoricalDistribution) or getattr(dist, "step", None):
+                names.add(name)
+    return sorted(names)
+
+
+def regularizer_rows(
+    study: optuna.Study,
+    spec: StudySpec,
+    ranked: list[FrozenTrial],
+    store: ArtifactStore,
+    data_dir: Path,
+) -> list[list[str]]:
+    """One row per setting of each discrete parameter, as in the classic experiment tables."""
+    from hpsearch.testset import evaluate_on_test
+
+    trials = study.get_trials(deepcopy=False)
+    rows = []
+    for name in discrete_params(trials):
+        for value in sorted({t.params[name] for t in trials if name in t.params}, key=str):
+            group = [t for t in trials if t.params.get(name) == value]
+            done = [t for t in ranked if t.params.get(name) == value]
+            values = [float(t.value or 0.0) for t in done]
+            test = "-"
+            if done:
+                try:
+                    test = f"{evaluate_on_test(study, spec, done[0], store, data_dir).accuracy:.4f}"
+                except StorageError:
+                    test = "weights not kept"
+            rows.append(
+                [
+                    f"{name} = {format_value(value)}",
+                    str(len(group)),
+                    str(len(done)),
+                    f"{max(values) if spec.direction == 'maximize' else min(values):.4f}"
+                    if values
+                    else "-",
+                    f"{statistics.median(values):.4f}" if values else "-",
+                    f"#{done[0].number}: {test}" if done else "-",
+                ]
+            )
+    return rows
+
+
+def cost(trials: list[FrozenTrial], spec: StudySpec) -> list[tuple[str, str]]:
+    """Total trial time, epochs, what pruning saved, trials per hour, time per epoch."""
+    seconds = sum(float(t.user_attrs.get("seconds", 0.0)) for t in trials)
+    epochs = sum(int(t.user_attrs.get("epochs", 0)) for t in trials)
+    epoch_s = sum(h["seconds"] for t in trials for h in t.user_attrs.get("history", []))
+    per_epoch = epoch_s / epochs if epochs else 0.0
+    saved = sum(
+        max(0, spec.training.max_epochs - int(t.user_attrs.get("epochs", 0)))
+        for t in trials
+        if t.state.name == "PRUNED"
+    )
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete]
+    span_h = (max(ends) - min(starts)).total_seconds() / 3600 if starts and ends else 0.0
+    finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    return [
+        ("total trial time", format_duration(seconds)),
+        ("epochs run", str(epochs)),
+        ("epochs saved by pruning", f"{saved} (about {format_duration(saved * per_epoch)})"),
+        ("trials per hour", f"{finished / span_h:.1f}" if span_h else "-"),
+        ("time per epoch", f"{per_epoch:.2f} s"),
+    ]
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """An HTML table with escaped cells."""
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _image(path: Path) -> str:
+    """An <img> with the PNG embedded, so index.html needs no other file, server or network."""
+    data = base64.b64encode(path.read_bytes()).decode()
+    image = f'<img src="data:image/png;base64,{data}" alt="{path.stem}">'
+    return f"<figure>{image}<figcaption>{path.name}</figcaption></figure>"
+
+
+def _page(
+    study: optuna.Study,
+    spec: StudySpec,
+    best: FrozenTrial,
+    test: HeldOutResult,
+    pngs: list[Path],
+    rows: list[list[str]],
+    costs: list[tuple[str, str]],
+    running: bool,
+    target: int,
+    finished: int,
+) -> str:
+    """The whole page."""
+    manifest = dict(study.user_attrs.get("manifest") or {})
+    file_text = manifest.pop("study_file", spec.text)
+    status = (
+        f"<p class=warn>This study is still running: {finished} of {target} trials finished. "
+        "The figures and tables show the trials so far.</p>"
+        if running
+        else f"<p>Finished: {finished} of {target or finished} trials.</p>"
+    )
+    params = [[k, format_value(v)] for k, v in sorted(best.params.items())]
+    per_class = [[c, f"{a:.4f}"] for c, a in zip(test.classes, test.per_class, strict=True)]
+    changes = study.user_attrs.get("spec_changes") or []
+    manifest_rows = [
+        [k, json.dumps(v) if isinstance(v, dict) else str(v)] for k, v in manifest.items()
+    ]
+    change_rows = [[f"{c['time']}: {'; '.join(c['changes'])}"] for c in changes]
+    change_table = _table(["recorded change"], change_rows) if changes else ""
+    return f"""<!doctype html>
+<html><head><meta charset="utf-8"><title>hpsearch report: {html.escape(spec.name)}</title>
+<style>{STYLE}</style></head>
+<body><h1>Study {html.escape(spec.name)}</h1>{status}
+<h2>Best trial (selected by validation)</h2>
+<p>Trial #{best.number}: validation {html.escape(spec.training.metric)} = {best.value:.4f}.
+<b>Test accuracy: <span id="test-accuracy">{test.accuracy:.4f}</span></b>
+on the held-out test split (evaluated once, recorded on the study for trial #{test.trial}).</p>
+{_table(["parameter", "value"], params)}
+<h3>Per-class test accuracy</h3>{_table(["class", "accuracy"], per_class)}
+<h2>Regularizers</h2>
+{_table(REGULARIZER_HEADER, rows)}
+<h2>Cost</h2>{_table(["", ""], [list(c) for c in costs])}
+<h2>Figures</h2>{"".join(_image(p) for p in pngs)}
+<h2>Manifest</h2>{_table(["key", "value"], manifest_rows)}{change_table}
+<h3>Study file</h3><pre>{html.escape(file_text)}</pre>
+<script>{COUNT_IMAGES}</script>
+</body></html>
+"""
+
+
+def manifest_lines(study: optuna.Study) -> list[str]:
+    """The manifest as text lines for the terminal."""
+    record = dict(study.user_attrs.get("manifest") or {})
+    record.pop("study_file", None)
+    return [f"  {k}: {json.dumps(v) if isinstance(v, dict) else v}" for k, v in record.items()]
+
+
+def default_out(name: str) -> Path:
+    """reports/<study>/ in the working directory."""
+    return Path("reports") / name
+
+
+def describe(report: Report, metric: str) -> list[str]:
+    """The terminal summary of a written report."""
+    test = report.test
+    fresh = "evaluated now and recorded" if test.evaluated_now else "as recorded"
+    lines = [
+        f"best trial #{report.best.number}: validation {metric} = {report.best.value:.4f}",
+        f"test accuracy {test.accuracy:.4f} ({fresh})",
+        f"wrote {report.index} and {len(report.figures)} figures",
+    ]
+    if report.running:
+        lines.insert(0, "note: the study is still running; the report shows the trials so far")
+    return lines

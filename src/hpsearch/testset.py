@@ -1,0 +1,95 @@
+"""The held-out test split, used once per trial and only after selection by validation.
+
+Results are recorded on the study (user attribute `test_results`, keyed by trial number), so a
+report shows the recorded figure and never re-evaluates silently.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.artifacts._protocol import ArtifactStore
+    from optuna.trial import FrozenTrial
+
+    from hpsearch.spec import StudySpec
+
+TEST_ATTR = "test_results"
+
+
+@dataclass(frozen=True)
+class HeldOutResult:
+    """One trial's weights on the test split."""
+
+    trial: int
+    accuracy: float
+    per_class: list[float]
+    confusion: list[list[int]]
+    classes: list[str]
+    evaluated_now: bool
+
+    def as_record(self) -> dict[str, Any]:
+        """What is stored on the study."""
+        return {
+            "trial": self.trial,
+            "accuracy": self.accuracy,
+            "per_class": self.per_class,
+            "confusion": self.confusion,
+            "classes": self.classes,
+        }
+
+
+def recorded(study: optuna.Study, number: int) -> HeldOutResult | None:
+    """The stored test result of a trial, if it was evaluated before."""
+    record = (study.user_attrs.get(TEST_ATTR) or {}).get(str(number))
+    if record is None:
+        return None
+    return HeldOutResult(evaluated_now=False, **record)
+
+
+def evaluate_on_test(
+    study: optuna.Study,
+    spec: StudySpec,
+    trial: FrozenTrial,
+    store: ArtifactStore,
+    data_dir: Path,
+) -> HeldOutResult:
+    """The trial's test result: the recorded one, or evaluate its stored weights once and record."""
+    import dataclasses
+
+    import torch
+
+    from hpsearch.artifacts import load_weights
+    from hpsearch.objectives import kind_for
+
+    known = recorded(study, trial.number)
+    if known is not None:
+        return known
+    state = load_weights(store, trial)
+    kind = kind_for(spec)
+    x, y = kind.load_test(spec.data, data_dir, torch.device("cpu"))
+    classes = list(kind.load(spec.data, data_dir, torch.device("cpu")).classes)
+    hp = dataclasses.replace(spec.training, **trial.params)
+    model = kind.build(spec, hp, len(classes))
+    model.load_state_dict(state)
+    model.eval()
+    with torch.inference_mode():
+        predicted = torch.cat([model(x[i : i + 4096]).argmax(1) for i in range(0, len(x), 4096)])
+    confusion = torch.zeros(len(classes), len(classes), dtype=torch.int64)
+    confusion.index_put_((y, predicted), torch.ones_like(y), accumulate=True)
+    per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1).float()).tolist()
+    result = HeldOutResult(
+        trial=trial.number,
+        accuracy=float((predicted == y).float().mean().item()),
+        per_class=per_class,
+        confusion=confusion.tolist(),
+        classes=classes,
+        evaluated_now=True,
+    )
+    stored = dict(study.user_attrs.get(TEST_ATTR) or {})
+    stored[str(trial.number)] = result.as_record()
+    study.set_user_attr(TEST_ATTR, stored)
+    return result
