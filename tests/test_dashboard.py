@@ -61,11 +61,17 @@ def free_port() -> int:
 
 
 def build_study(url: str) -> optuna.Study:
-    """Five cheap trials carrying the same user attributes as the real objective."""
+    """Five cheap trials carrying the same user attributes (and weights) as the real objective."""
+    from torch import nn
+
+    from hpsearch.artifacts import default_dir, open_store, upload_weights
+
+    store = open_store(default_dir(url))  # where `hpsearch dashboard` looks by default
 
     def objective(trial: optuna.Trial) -> float:
         lr = trial.suggest_float("lr", 1e-4, 0.1, log=True)
         value = 0.5 + lr
+        upload_weights(store, trial, nn.Linear(2, 2))
         trial.set_user_attr("history", HISTORY)
         trial.set_user_attr("narrowing_round", 0)
         trial.set_user_attr("narrowing_ranges", {"lr": {"low": 0.0001, "high": 0.1}})
@@ -198,6 +204,7 @@ def test_trial_page_shows_the_user_attributes(served: Served) -> None:
         assert name in attrs, attrs[:3000]
     assert '"valid_accuracy": 0.9' in attrs, attrs[:3000]
     assert '"lr": {"low": 0.0001, "high": 0.1}' in attrs, attrs[:3000]
+    assert "trial-0-weights.pt" in text, text[:3000]  # the stored weights, as an artifact
 
 
 def test_dashboard_for_an_unknown_study_is_one_error_line(tmp_path: Path) -> None:
