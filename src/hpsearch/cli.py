@@ -22,12 +22,38 @@ storage_option = click.option(
     show_default=True,
     help="SQLAlchemy URL of the trial database (env HPSEARCH_STORAGE).",
 )
+data_dir_option = click.option(
+    "--data-dir",
+    envvar="HPSEARCH_DATA_DIR",
+    default="data",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder holding the data sets (env HPSEARCH_DATA_DIR); MNIST is downloaded there "
+    "when absent and online.",
+)
+artifacts_option = click.option(
+    "--artifacts",
+    envvar="HPSEARCH_ARTIFACTS",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the best trials' weights (env HPSEARCH_ARTIFACTS; default: <db>-artifacts "
+    "beside a SQLite file). Workers on several machines need a shared one.",
+)
 study_option = click.option(
     "--study",
     "study",
     required=True,
     help="A study name from studies/ (see `hpsearch studies`) or a path to a .toml file.",
 )
+
+
+def stored_study(study: str, storage: str) -> tuple[Any, Any]:
+    """The study file's spec and its stored study (a clear error when it is not there)."""
+    from hpsearch.spec import load_spec
+    from hpsearch.storage import load_study
+
+    spec = load_spec(study)
+    return spec, load_study(storage, spec.name)
 
 
 def translate_errors(func: F) -> F:
@@ -59,15 +85,7 @@ TRIALS_HELP = (
 def training_options(func: F) -> F:
     """Options shared by `run` and `worker`: data, device, overrides, heartbeats."""
     options = [
-        click.option(
-            "--data-dir",
-            envvar="HPSEARCH_DATA_DIR",
-            default="data",
-            show_default=True,
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Folder holding the data sets (env HPSEARCH_DATA_DIR); MNIST is downloaded "
-            "there when absent and online.",
-        ),
+        data_dir_option,
         click.option(
             "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:<i>."
         ),
@@ -84,14 +102,7 @@ def training_options(func: F) -> F:
             show_default=True,
             help="Seconds between a running trial's heartbeats.",
         ),
-        click.option(
-            "--artifacts",
-            envvar="HPSEARCH_ARTIFACTS",
-            default=None,
-            type=click.Path(file_okay=False, path_type=Path),
-            help="Folder for the best trials' weights (env HPSEARCH_ARTIFACTS; default: "
-            "<db>-artifacts beside a SQLite file). Workers on several machines need a shared one.",
-        ),
+        artifacts_option,
         click.option(
             "--allow-changed-spec",
             is_flag=True,
@@ -274,11 +285,8 @@ def best(study: str, storage: str) -> None:
     """Show the best trial: value, parameters, epochs and time."""
     from hpsearch.errors import StorageError
     from hpsearch.report import describe_trial
-    from hpsearch.spec import load_spec
-    from hpsearch.storage import load_study
 
-    spec = load_spec(study)
-    loaded = load_study(storage, spec.name)
+    spec, loaded = stored_study(study, storage)
     try:
         trial = loaded.best_trial
     except ValueError:
@@ -297,11 +305,8 @@ def ranges(study: str, storage: str) -> None:
     """Show how a narrowing study's ranges shrank, round by round."""
     from hpsearch.errors import StorageError
     from hpsearch.report import ranges_table
-    from hpsearch.spec import load_spec
-    from hpsearch.storage import load_study
 
-    spec = load_spec(study)
-    loaded = load_study(storage, spec.name)
+    spec, loaded = stored_study(study, storage)
     lines = ranges_table(loaded.get_trials(deepcopy=False), spec.direction == "maximize")
     if not lines:
         raise StorageError(
@@ -316,13 +321,7 @@ def ranges(study: str, storage: str) -> None:
 @storage_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option("--port", type=int, default=8080, show_default=True)
-@click.option(
-    "--artifacts",
-    envvar="HPSEARCH_ARTIFACTS",
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The weights folder, so trial pages show them (default: beside a SQLite file).",
-)
+@artifacts_option
 @translate_errors
 def dashboard(
     study: str | None, storage: str, host: str, port: int, artifacts: Path | None
@@ -332,10 +331,7 @@ def dashboard(
     from hpsearch.dashboard import serve
 
     if study is not None:
-        from hpsearch.spec import load_spec
-        from hpsearch.storage import load_study
-
-        load_study(storage, load_spec(study).name)
+        stored_study(study, storage)  # fails clearly when the study is not there
     serve(storage, host, port, artifacts or default_dir(storage))
 
 
@@ -357,10 +353,8 @@ def export(study: str, storage: str, fmt: str, output: Path | None) -> None:
     """Write one record per trial (parameters, state, value, epochs, time, host; JSON: history)."""
     from hpsearch.errors import UsageError
     from hpsearch.export import to_csv, to_json
-    from hpsearch.spec import load_spec
-    from hpsearch.storage import load_study
 
-    loaded = load_study(storage, load_spec(study).name)
+    _, loaded = stored_study(study, storage)
     text = to_csv(loaded) if fmt == "csv" else to_json(loaded)
     if output is None:
         click.echo(text, nl=False)
@@ -376,13 +370,7 @@ def export(study: str, storage: str, fmt: str, output: Path | None) -> None:
 @study_option
 @click.option("--trial", "number", type=int, required=True, help="The trial number to retrain.")
 @storage_option
-@click.option(
-    "--data-dir",
-    envvar="HPSEARCH_DATA_DIR",
-    default="data",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-)
+@data_dir_option
 @click.option("--device", default="cpu", show_default=True, help="cpu reproduces exactly.")
 @click.option("--threads", type=int, default=None, help="torch CPU threads (use the trial's own).")
 @translate_errors
@@ -391,12 +379,9 @@ def rerun(
 ) -> None:
     """Retrain a trial from its recorded parameters and seed, and compare with the stored value."""
     from hpsearch.rerun import rerun as retrain
-    from hpsearch.spec import load_spec
-    from hpsearch.storage import load_study
     from hpsearch.train import set_threads
 
-    spec = load_spec(study)
-    loaded = load_study(storage, spec.name)
+    spec, loaded = stored_study(study, storage)
     set_threads(threads)
     result = retrain(loaded, spec, number, data_dir, device)
     stored = "none" if result.stored is None else f"{result.stored!r}"
@@ -416,20 +401,8 @@ def rerun(
 @main.command()
 @study_option
 @storage_option
-@click.option(
-    "--data-dir",
-    envvar="HPSEARCH_DATA_DIR",
-    default="data",
-    show_default=True,
-    type=click.Path(file_okay=False, path_type=Path),
-)
-@click.option(
-    "--artifacts",
-    envvar="HPSEARCH_ARTIFACTS",
-    default=None,
-    type=click.Path(file_okay=False, path_type=Path),
-    help="The weights folder (default: beside a SQLite file).",
-)
+@data_dir_option
+@artifacts_option
 @click.option(
     "-o",
     "--output",
@@ -445,11 +418,8 @@ def report(
     from hpsearch.artifacts import default_dir, open_store
     from hpsearch.htmlreport import build_report, default_out, describe, manifest_lines
     from hpsearch.rerun import recorded_spec
-    from hpsearch.spec import load_spec
-    from hpsearch.storage import load_study
 
-    spec = load_spec(study)
-    loaded = load_study(storage, spec.name)
+    spec, loaded = stored_study(study, storage)
     spec = recorded_spec(loaded, spec)
     store = open_store(artifacts or default_dir(storage))
     written = build_report(loaded, spec, store, data_dir, output or default_out(spec.name))
