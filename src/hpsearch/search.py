@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import signal
+import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -17,6 +19,8 @@ from hpsearch.storage import DEFAULT_STORAGE, masked, open_storage, stored_direc
 if TYPE_CHECKING:
     import optuna
     from optuna.trial import FrozenTrial
+
+    from hpsearch.tracking import TrackingRDBStorage
 
 
 TARGET_ATTR = "target_trials"
@@ -98,7 +102,7 @@ def check_options(opts: RunOptions) -> None:
         )
 
 
-def connect(spec: StudySpec, opts: RunOptions) -> optuna.storages.RDBStorage:
+def connect(spec: StudySpec, opts: RunOptions) -> TrackingRDBStorage:
     """Validated options, an open storage with heartbeats, and a direction check."""
     check_options(opts)
     storage = open_storage(opts.storage, opts.heartbeat, opts.grace_period)
@@ -237,7 +241,7 @@ def run_worker(
 def _work(
     spec: StudySpec,
     opts: RunOptions,
-    storage: optuna.storages.RDBStorage,
+    storage: TrackingRDBStorage,
     target: int,
     notify: Callable[[str], None],
 ) -> RunSummary:
@@ -260,11 +264,33 @@ def _work(
             prune_store(store, study, spec.keep_weights)
 
     callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [keep_disk_bounded, progress]
+    previous = _interrupt_once()
     try:
         optimize_until(study, objective, target, opts.timeout, callbacks, notify, opts.storage)
+    except KeyboardInterrupt:
+        storage.fail_own_running()  # a trial cut before its objective started: never RUNNING
+        raise
     finally:
         progress.close()
+        if previous is not None:
+            signal.signal(signal.SIGINT, previous)
     return stored_summary(storage, spec, target, time.perf_counter() - started)
+
+
+def _interrupt_once() -> Any:
+    """First Ctrl-C raises KeyboardInterrupt; later ones are ignored so the cleanup completes.
+
+    (A terminal sends SIGINT to every worker and `run --workers` forwards one more.) Returns
+    the previous handler, or None where handlers cannot be set (not the main thread).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return None
+
+    def handler(signum: int, frame: Any) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        raise KeyboardInterrupt
+
+    return signal.signal(signal.SIGINT, handler)
 
 
 def optimize_until(

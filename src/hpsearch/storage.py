@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     import optuna
     from optuna.storages import RDBStorage
 
+    from hpsearch.tracking import TrackingRDBStorage
+
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 SQLITE_TIMEOUT_S = 60
 URL_HELP = "use e.g. sqlite:///hpsearch.db or postgresql+psycopg://user:password@host/db"
@@ -26,7 +28,7 @@ def masked(url: str) -> str:
 
 def open_storage(
     url: str, heartbeat: int | None = None, grace_period: int | None = None
-) -> RDBStorage:
+) -> TrackingRDBStorage:
     """An Optuna RDB storage for a SQLAlchemy URL, with clear errors for bad or dead databases.
 
     With `heartbeat`, running trials beat every that many seconds; one silent for
@@ -34,8 +36,10 @@ def open_storage(
     """
     import optuna
     import sqlalchemy.exc
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
     from sqlalchemy.engine import make_url
+
+    from hpsearch.tracking import TrackingRDBStorage
 
     try:
         parsed = make_url(url)
@@ -48,10 +52,10 @@ def open_storage(
         engine_kwargs = {"pool_pre_ping": True}  # an idle connection may have been dropped
     try:
         if heartbeat is None:
-            return RDBStorage(url, engine_kwargs=engine_kwargs)
+            return TrackingRDBStorage(url, engine_kwargs=engine_kwargs)
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.x
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
+            return TrackingRDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=heartbeat,
