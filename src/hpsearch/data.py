@@ -99,7 +99,7 @@ def _load_mnist_splits(spec: DataSpec, root: Path, device: torch.device) -> Spli
     """Read, split, flatten and normalize with the train split's own statistics."""
     images, labels = read_mnist(root, train=True)
     train_idx, valid_idx = split_indices(len(labels), spec)
-    x = images.reshape(len(images), -1).float().div_(255.0)
+    x = _flat(images)
     mean, std = x[train_idx].mean(), x[train_idx].std()
     x = (x - mean) / std
     return Splits(
@@ -266,11 +266,15 @@ def mnist_test(
     """The 10,000 MNIST test images, normalized with the study's train-split statistics."""
     train_images, labels = read_mnist(root, train=True)
     train_idx, _ = split_indices(len(labels), spec)
-    x_train = train_images[train_idx].reshape(len(train_idx), -1).float().div_(255.0)
+    x_train = _flat(train_images[train_idx])
     mean, std = x_train.mean(), x_train.std()
     images, targets = read_mnist(root, train=False)
-    x = (images.reshape(len(images), -1).float().div_(255.0) - mean) / std
-    return x.to(device), targets.to(device)
+    return ((_flat(images) - mean) / std).to(device), targets.to(device)
+
+
+def _flat(images: torch.Tensor) -> torch.Tensor:
+    """uint8 N x 28 x 28 images as float N x 784 in [0, 1]; train and test share it."""
+    return images.reshape(len(images), -1).float().div_(255.0)
 
 
 def data_files(spec: DataSpec, root: Path) -> list[Path]:
