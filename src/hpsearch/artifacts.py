@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.errors import StorageError
+from hpsearch.ranking import completed_best_first
 
 if TYPE_CHECKING:
     import optuna
@@ -76,8 +77,7 @@ def upload_weights(store: ArtifactStore, trial: optuna.Trial, model: nn.Module) 
 
 def keep_set(trials: list[FrozenTrial], maximize: bool, top_k: int) -> set[int]:
     """Trial numbers whose weights stay: the top k, and the best per categorical value."""
-    done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-    done.sort(key=lambda t: (-(t.value or 0.0) if maximize else (t.value or 0.0), t.number))
+    done = completed_best_first(trials, maximize)
     keep = {t.number for t in done[:top_k]}
     best_per_value: dict[tuple[str, Any], int] = {}
     for trial in done:  # best first, so the first seen per (param, value) is its best

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from hpsearch import figures
 from hpsearch.errors import StorageError, UsageError
+from hpsearch.ranking import completed_best_first
 from hpsearch.report import format_duration, format_value
 
 if TYPE_CHECKING:
@@ -65,7 +66,7 @@ def build_report(
 
     trials = study.get_trials(deepcopy=False)
     maximize = spec.direction == "maximize"
-    ranked = _ranked(trials, maximize)
+    ranked = completed_best_first(trials, maximize)
     if not ranked:
         raise StorageError(
             f"study '{spec.name}' has no completed trial yet; run it first, then report"
@@ -82,14 +83,6 @@ def build_report(
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
     return Report(index, pngs, best, test, running)
-
-
-def _ranked(trials: list[FrozenTrial], maximize: bool) -> list[FrozenTrial]:
-    """Completed trials, best validation value first (ties: lower number)."""
-    done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-    return sorted(
-        done, key=lambda t: (-(t.value or 0.0) if maximize else (t.value or 0.0), t.number)
-    )
 
 
 def _writable(out: Path) -> None:

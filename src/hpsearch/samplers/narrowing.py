@@ -33,6 +33,7 @@ from optuna.distributions import (
 from optuna.samplers import BaseSampler, RandomSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from hpsearch.ranking import completed_best_first
 from hpsearch.spec import Choice, FloatRange, IntRange, ParamRange, SamplerSpec, distribution_bounds
 
 if TYPE_CHECKING:
@@ -170,10 +171,7 @@ def _as_record(rng: ParamRange) -> dict[str, Any]:
 def rank(trials: Sequence[FrozenTrial], maximize: bool) -> tuple[list[FrozenTrial], int]:
     """Completed trials best first, then pruned ones by their last report; failed ones dropped."""
     sign = -1.0 if maximize else 1.0
-    complete = sorted(
-        (t for t in trials if t.state == TrialState.COMPLETE and t.value is not None),
-        key=lambda t: (sign * float(t.value or 0.0), t.number),
-    )
+    complete = completed_best_first(trials, maximize)
     pruned = sorted(
         (t for t in trials if t.state == TrialState.PRUNED),
         key=lambda t: (not t.intermediate_values, sign * _last_report(t), t.number),
