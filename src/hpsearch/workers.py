@@ -134,29 +134,20 @@ def _watch(
 ) -> None:
     """Poll storage for the progress line until every worker has exited."""
     import optuna
-    from tqdm import tqdm
 
-    target = opts.trials or 0
+    from hpsearch.progress import TrialProgress
+
     study = optuna.load_study(study_name=spec.name, storage=storage)  # type: ignore[arg-type]
-    bar = tqdm(total=target, unit="trial", disable=not opts.progress, desc=spec.name)
+    progress = TrialProgress(study, opts.trials or 0, enabled=opts.progress)
     try:
         while True:
             done = all(p.poll() is not None for p in procs)
-            trials = study.get_trials(deepcopy=False)
-            finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-            bar.n = min(len(finished), target)
-            pruned = sum(t.state.name == "PRUNED" for t in trials)
-            values = [t.value for t in trials if t.state.name == "COMPLETE" and t.value is not None]
-            best = (max if spec.direction == "maximize" else min)(values) if values else None
-            best_text = "-" if best is None else f"{best:.4f}"
-            bar.set_postfix_str(
-                f"workers={sum(p.poll() is None for p in procs)} pruned={pruned} best={best_text}"
-            )
+            progress.refresh(f"workers={sum(p.poll() is None for p in procs)} ")
             if done:
                 return
             time.sleep(POLL_S)
     finally:
-        bar.close()
+        progress.close()
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
