@@ -71,6 +71,8 @@ def test_name_defaults_to_file_stem_and_ints_become_floats() -> None:
         ("[search]\nbatch_size = { choices = [] }", "search.batch_size.choices is empty"),
         ("[search]\nbatch_norm = { choices = [1, 2] }", "must be true or false but got 1"),
         ("[search]\noptimizer = { choices = ['adam', 'lbfgs'] }", "but got 'lbfgs'"),
+        ("[training]\nschedule = 'linear'", "training.schedule must be one of"),
+        ("[search]\nschedule = { choices = ['cosine', 'step'] }", "but got 'step'"),
         ("[training]\nmax_epochs = 0", "training.max_epochs must be ≥ 1 but got 0"),
         ("[training]\nmax_epochs = 'ten'", "training.max_epochs must be an integer but got 'ten'"),
         (
@@ -93,3 +95,10 @@ def test_malformed_toml_gives_the_line() -> None:
     with pytest.raises(SpecError) as info:
         parse("seed = 1\n[training\nmax_epochs = 3\n")
     assert "line 2" in str(info.value)
+
+
+def test_the_lr_schedule_is_a_training_setting_and_a_searchable_choice() -> None:
+    fixed = parse("[training]\nschedule = 'cosine'")
+    assert fixed.training.schedule == "cosine"
+    searched = parse("[search]\nschedule = { choices = ['constant', 'cosine'] }")
+    assert searched.search["schedule"] == Choice(("constant", "cosine"))

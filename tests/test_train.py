@@ -9,6 +9,7 @@ import torch
 
 from hpsearch.data import mnist_splits
 from hpsearch.objectives.mnist import build_mlp
+from hpsearch.errors import UsageError
 from hpsearch.spec import DataSpec
 from hpsearch.train import EpochStats, FitConfig, evaluate, fit, make_optimizer, resolve_device
 
@@ -104,3 +105,27 @@ def test_every_optimizer_carries_weight_decay(name: str) -> None:
 def test_resolve_device() -> None:
     assert resolve_device("cpu").type == "cpu"
     assert resolve_device("auto").type in ("cpu", "cuda")
+
+
+@pytest.mark.parametrize(("schedule", "final_ratio"), [("constant", 1.0), ("cosine", 0.0)])
+def test_the_schedule_sets_each_epochs_learning_rate(
+    mnist_dir: Path, schedule: str, final_ratio: float
+) -> None:
+    splits = mnist_splits(DataSpec(train_size=600, valid_size=200), mnist_dir, torch.device("cpu"))
+    torch.manual_seed(0)
+    model = build_mlp((16,), batch_norm=False, dropout=0.0)
+    optimizer = make_optimizer("adam", model.parameters(), 1e-2, 0.0, 0.9)
+    rates: list[float] = []
+    cfg = FitConfig(4, 64, 10, seed=0, schedule=schedule)
+    fit(model, optimizer, splits, cfg, lambda s: rates.append(optimizer.param_groups[0]["lr"]))
+    if schedule == "cosine":  # half a cosine over max_epochs: 1e-2 * (1 + cos(pi * e / 4)) / 2
+        assert rates[:3] == pytest.approx([8.536e-3, 5e-3, 1.464e-3], rel=1e-3)
+    assert rates[-1] == pytest.approx(1e-2 * final_ratio, abs=1e-9)
+
+
+def test_an_unknown_schedule_is_refused_with_the_known_ones(mnist_dir: Path) -> None:
+    splits = mnist_splits(DataSpec(train_size=600, valid_size=200), mnist_dir, torch.device("cpu"))
+    model = build_mlp((16,), batch_norm=False, dropout=0.0)
+    optimizer = make_optimizer("adam", model.parameters(), 1e-2, 0.0, 0.9)
+    with pytest.raises(UsageError, match="unknown schedule 'linear'; use constant or cosine"):
+        fit(model, optimizer, splits, FitConfig(1, 64, 1, 0, schedule="linear"), lambda s: None)

@@ -16,6 +16,7 @@ from hpsearch.errors import SpecError
 
 Optimizer = Literal["sgd", "momentum", "adagrad", "rmsprop", "adam"]
 Init = Literal["he", "xavier"]
+Schedule = Literal["constant", "cosine"]
 Metric = Literal["valid_accuracy", "valid_loss"]
 
 
@@ -52,6 +53,7 @@ class TrainingSpec:
     optimizer: Optimizer = "adam"
     init: Init = "he"
     lr: float = 1e-3
+    schedule: Schedule = "constant"  # cosine: lr decays to 0 over max_epochs
     momentum: float = 0.9
     weight_decay: float = 0.0
     l1: float = 0.0
@@ -68,6 +70,7 @@ TUNABLE = (
     "optimizer",
     "init",
     "lr",
+    "schedule",
     "momentum",
     "weight_decay",
     "l1",

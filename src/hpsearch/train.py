@@ -44,6 +44,7 @@ class FitConfig:
     patience: int
     seed: int
     l1: float = 0.0
+    schedule: str = "constant"  # or "cosine": the lr follows a half cosine to 0 over max_epochs
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,19 @@ def make_optimizer(
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
     return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+def make_scheduler(
+    optimizer: torch.optim.Optimizer, cfg: FitConfig
+) -> torch.optim.lr_scheduler.LRScheduler | None:
+    """Per-epoch lr decay: a cosine schedule settles noisy short runs; constant needs none."""
+    import torch
+
+    if cfg.schedule == "constant":
+        return None
+    if cfg.schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=cfg.max_epochs)
+    raise UsageError(f"unknown schedule '{cfg.schedule}'; use constant or cosine")
 
 
 def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float, float]:
@@ -175,6 +189,7 @@ def fit(
     import torch
 
     generator = torch.Generator().manual_seed(cfg.seed)
+    scheduler = make_scheduler(optimizer, cfg)
     history: list[EpochStats] = []
     best: EpochStats | None = None
     best_state: dict[str, Any] | None = None
@@ -182,6 +197,8 @@ def fit(
     for epoch in range(1, cfg.max_epochs + 1):
         started = time.perf_counter()
         train_loss = train_epoch(model, optimizer, splits, cfg, generator, augment)
+        if scheduler is not None:
+            scheduler.step()
         valid_loss, valid_acc = evaluate(model, splits.x_valid, splits.y_valid)
         stats = EpochStats(epoch, train_loss, valid_loss, valid_acc, time.perf_counter() - started)
         history.append(stats)
