@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from hpsearch.data import mnist_splits
-from hpsearch.objectives.mnist import build_mlp
 from hpsearch.errors import UsageError
+from hpsearch.objectives.mnist import build_mlp
 from hpsearch.spec import DataSpec
 from hpsearch.train import EpochStats, FitConfig, evaluate, fit, make_optimizer, resolve_device
 
