@@ -13,7 +13,7 @@ from click.testing import Result
 
 from hpsearch.data import cache_dir, image_splits, load_image_set, scan_image_folder
 from hpsearch.errors import DataError
-from hpsearch.objectives.flowers import augment_batch, build_cnn
+from hpsearch.objectives.flowers import GaussianNoise, augment_batch, build_cnn
 from hpsearch.spec import DataSpec
 from hpsearch.train import FitConfig, fit, make_optimizer
 
@@ -143,6 +143,22 @@ def test_regularizer_acts_in_train_and_not_in_eval(kwargs: dict[str, object]) ->
         torch.manual_seed(0)
         plain = build_cnn((6, 12, 24), 5, batch_norm=False, dropout=0.0, noise_std=0.0).eval()
         assert torch.allclose(model(x), plain(x), atol=1e-6)  # same weights, no regularizer
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_noise_is_standard_normal_with_the_inputs_shape_and_layout(
+    layout: torch.memory_format,
+) -> None:
+    torch.manual_seed(0)
+    x = torch.zeros(32, 8, 16, 16).contiguous(memory_format=layout)
+    layer = GaussianNoise(0.5).train()
+    noisy = layer(x)
+    assert noisy.shape == x.shape and noisy.is_contiguous(memory_format=layout)
+    assert abs(noisy.mean().item()) < 0.01 and abs(noisy.std().item() - 0.5) < 0.01
+    # i.i.d. across channels and positions: no structure left by the dense buffer's order
+    per_channel = noisy.std(dim=(0, 2, 3))
+    assert per_channel.min() > 0.45 and per_channel.max() < 0.55
+    assert not torch.equal(layer(x), noisy)  # fresh noise on every call
 
 
 @pytest.mark.parametrize("penalty", ["l1", "weight_decay"])
