@@ -3,8 +3,8 @@
 A real but cheap objective: the mnist-reg space and model on a fixed MNIST subset (4,000 train /
 2,000 validation images drawn from the training set), a few epochs, no pruning, so only the
 sampler differs. For each seed and sampler it runs one study and records the best validation
-accuracy after 25, 50 and 100 trials; it prints mean ± spread (half the min-max range) across
-seeds and writes every raw curve to a JSON file.
+accuracy after 25, 50 and 100 trials; it prints mean ± standard error and the min-max range
+across seeds and writes every raw curve to a JSON file.
 
     python benchmarks/search_efficiency.py --data-dir ../shared/data --seeds 0 1 2 --trials 100
 """
@@ -92,19 +92,22 @@ def main() -> None:
 
 
 def print_table(results: dict[str, dict[str, list[float]]], args: argparse.Namespace) -> None:
-    """Mean ± half-range of the best validation accuracy at each checkpoint."""
+    """Mean ± standard error of the best validation accuracy at each checkpoint, and its range."""
     print("| sampler | " + " | ".join(f"best after {n}" for n in CHECKPOINTS) + " |")
     print("| --- |" + " --- |" * len(CHECKPOINTS))
     for key, by_seed in results.items():
         cells = []
         for n in CHECKPOINTS:
             values = [c[n - 1] for c in by_seed.values() if len(c) >= n]
-            if not values:
-                cells.append("-")
-                continue
-            spread = (max(values) - min(values)) / 2
-            cells.append(f"{statistics.mean(values):.4f} ± {spread:.4f}")
+            cells.append(summarize(values) if values else "-")
         print(f"| {key} ({len(by_seed)} seeds) | " + " | ".join(cells) + " |")
+
+
+def summarize(values: list[float]) -> str:
+    """'mean ± standard error (min-max)' over seeds."""
+    mean = statistics.mean(values)
+    sem = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
+    return f"{mean:.4f} ± {sem:.4f} ({min(values):.4f}-{max(values):.4f})"
 
 
 if __name__ == "__main__":

@@ -90,6 +90,26 @@ def test_comment_edits_are_not_changes(
     assert result.exit_code == 0, result.output
 
 
+def test_a_setting_added_later_reads_as_its_default_in_an_older_study(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str
+) -> None:
+    path = make_study()
+    assert (
+        cli("run", "--study", str(path), "--trials", "1", "--storage", storage_url).exit_code == 0
+    )
+    study = stored(storage_url)
+    older = dict(study.user_attrs[manifest.SIGNATURE_ATTR])
+    del older["training.schedule"]  # as recorded before training.schedule existed
+    study.set_user_attr(manifest.SIGNATURE_ATTR, older)
+    resumed = cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url)
+    assert resumed.exit_code == 0, resumed.output
+    study.set_user_attr(manifest.SIGNATURE_ATTR, older)
+    path.write_text(path.read_text().replace("[training]", '[training]\nschedule = "cosine"'))
+    changed = cli("run", "--study", str(path), "--trials", "3", "--storage", storage_url)
+    assert changed.exit_code == 1
+    assert "training.schedule: constant -> cosine" in changed.output
+
+
 def test_changed_data_is_refused(
     make_study: Callable[..., Path], storage_url: str, mnist_dir: Path, tmp_path: Path
 ) -> None:

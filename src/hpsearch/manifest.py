@@ -17,7 +17,15 @@ from typing import Any
 
 from hpsearch import __version__
 from hpsearch.errors import SpecError
-from hpsearch.spec import Choice, StudySpec
+from hpsearch.spec import (
+    Choice,
+    DataSpec,
+    ModelSpec,
+    PrunerSpec,
+    SamplerSpec,
+    StudySpec,
+    TrainingSpec,
+)
 
 MANIFEST_ATTR = "manifest"
 SIGNATURE_ATTR = "signature"
@@ -75,8 +83,30 @@ def signature(spec: StudySpec) -> dict[str, str]:
     return flat
 
 
+def field_defaults() -> dict[str, str]:
+    """Every section setting's default, as in a signature."""
+    flat: dict[str, str] = {}
+    for section, cls in (
+        ("data", DataSpec),
+        ("model", ModelSpec),
+        ("training", TrainingSpec),
+        ("sampler", SamplerSpec),
+        ("pruner", PrunerSpec),
+    ):
+        for field in dataclasses.fields(cls):
+            if field.default is not dataclasses.MISSING:
+                flat[f"{section}.{field.name}"] = str(field.default)
+    return flat
+
+
 def differences(old: dict[str, str], new: dict[str, str]) -> list[str]:
-    """Human lines for every setting that was added, removed or changed."""
+    """Human lines for every setting that was added, removed or changed.
+
+    A setting that a later hpsearch added reads as its default in older signatures, so a study
+    made before it existed resumes unchanged unless the study file sets it otherwise.
+    """
+    if old:
+        old = {**{k: v for k, v in field_defaults().items() if k in new}, **old}
     lines = []
     for key in sorted(old.keys() | new.keys()):
         before, after = old.get(key, "(absent)"), new.get(key, "(absent)")
