@@ -147,10 +147,18 @@ def test_too_few_completed_keeps_ranges_and_says_so(tmp_path: Path) -> None:
 
 def test_edge_message_when_optimum_lies_outside(tmp_path: Path) -> None:
     notes: list[str] = []
-    run(bowl_spec(tmp_path, lr_low=1e-2, lr_high=1e-1), None, 40, notes)
-    assert any(
-        "lr: the best values lie at the lower edge 0.01; consider widening" in n for n in notes
-    )
+    study = run(bowl_spec(tmp_path, lr_low=1e-2, lr_high=1e-1, per_round=5), None, 40, notes)
+    edge = "lr: the best values lie at the lower edge 0.01; consider widening"
+    assert [n for n in notes if edge in n] == [
+        f'round 1: {edge} (or set grow = "low" on search.lr)'
+    ]
+    # printed once, but each round whose best still sit there records it on its trials
+    recorded = {
+        t.user_attrs["narrowing_round"]
+        for t in study.trials
+        if any(edge in n for n in t.user_attrs.get("narrowing_notes", []))
+    }
+    assert 1 in recorded and len(recorded) >= 3
 
 
 def test_grow_moves_past_the_initial_edge(tmp_path: Path) -> None:

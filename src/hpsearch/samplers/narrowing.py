@@ -75,6 +75,7 @@ class NarrowingSampler(BaseSampler):
         self.notify = notify or (lambda message: None)
         self._rounds: dict[int, RoundRanges] = {0: RoundRanges(0, initial_ranges(self.search))}
         self._fallback = RandomSampler(seed=seed)
+        self._told: set[str] = set()
 
     # ------------------------------------------------------------ Optuna's sampler interface
 
@@ -134,9 +135,19 @@ class NarrowingSampler(BaseSampler):
                 )
                 rnd = RoundRanges(k, rnd.ranges, (*notes, *rnd.notes))
                 self._rounds[k] = rnd
-                for note in rnd.notes:
-                    self.notify(note)
+                self._tell(rnd.notes)
         return self._rounds[number]
+
+    def _tell(self, notes: Sequence[str]) -> None:
+        """Print each note once per process: an edge that persists is said in its first round.
+
+        Every round still records all of its notes on its trials.
+        """
+        for note in notes:
+            message = note.split(": ", 1)[-1]  # without the "round r: " prefix
+            if message not in self._told:
+                self._told.add(message)
+                self.notify(note)
 
     def _settled_trials(self, study: Study, boundary: int) -> tuple[list[FrozenTrial], list[str]]:
         """All trials numbered below `boundary`, once none of them is still running."""
