@@ -101,13 +101,42 @@ def print_table(results: dict[str, dict[str, list[float]]], args: argparse.Names
             values = [c[n - 1] for c in by_seed.values() if len(c) >= n]
             cells.append(summarize(values) if values else "-")
         print(f"| {key} ({len(by_seed)} seeds) | " + " | ".join(cells) + " |")
+    for baseline in ("random", "tpe"):
+        if baseline in results:
+            print_differences(results, baseline)
+
+
+def print_differences(results: dict[str, dict[str, list[float]]], baseline: str) -> None:
+    """Each sampler's mean minus the baseline's, ± the standard error of that difference."""
+    print(
+        f"\n| difference from {baseline} | " + " | ".join(f"after {n}" for n in CHECKPOINTS) + " |"
+    )
+    print("| --- |" + " --- |" * len(CHECKPOINTS))
+    for key, by_seed in results.items():
+        if key == baseline:
+            continue
+        cells = []
+        for n in CHECKPOINTS:
+            ours = [c[n - 1] for c in by_seed.values() if len(c) >= n]
+            base = [c[n - 1] for c in results[baseline].values() if len(c) >= n]
+            if len(ours) < 2 or len(base) < 2:
+                cells.append("-")
+                continue
+            diff = statistics.mean(ours) - statistics.mean(base)
+            se = (_sem(ours) ** 2 + _sem(base) ** 2) ** 0.5
+            cells.append(f"{diff:+.4f} ± {se:.4f}")
+        print(f"| {key} | " + " | ".join(cells) + " |")
+
+
+def _sem(values: list[float]) -> float:
+    """Standard error of the mean."""
+    return statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
 
 
 def summarize(values: list[float]) -> str:
     """'mean ± standard error (min-max)' over seeds."""
     mean = statistics.mean(values)
-    sem = statistics.stdev(values) / len(values) ** 0.5 if len(values) > 1 else 0.0
-    return f"{mean:.4f} ± {sem:.4f} ({min(values):.4f}-{max(values):.4f})"
+    return f"{mean:.4f} ± {_sem(values):.4f} ({min(values):.4f}-{max(values):.4f})"
 
 
 if __name__ == "__main__":
