@@ -45,3 +45,13 @@ def test_a_prefix_such_as_the_live_worker_count_leads_the_postfix() -> None:
     progress.refresh("workers=2 ")
     progress.close()
     assert "workers=2 pruned=1" in out.getvalue()
+
+
+def test_a_disabled_line_writes_nothing() -> None:
+    out = io.StringIO()
+    study = _study("maximize")
+    progress = TrialProgress(study, target=10, enabled=False, file=out)
+    progress(study, study.trials[0])
+    progress.refresh("workers=1 ")
+    progress.close()
+    assert out.getvalue() == ""

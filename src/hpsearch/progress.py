@@ -1,7 +1,8 @@
 """A live progress line: finished/target trials, pruned, best so far, elapsed and remaining.
 
-The counts come from storage, not from this process, so the line is the same whether one
-process runs the study or a launcher watches several workers on one storage.
+It starts from the counts in storage. A single run then counts its own trials as they finish
+(no reread of every trial per trial); the launcher of several workers re-counts from storage
+on every poll, so its line covers all of them.
 """
 
 from __future__ import annotations
@@ -9,8 +10,6 @@ from __future__ import annotations
 from typing import IO, TYPE_CHECKING
 
 from tqdm import tqdm
-
-from hpsearch.ranking import completed_best_first
 
 if TYPE_CHECKING:
     import optuna
@@ -29,7 +28,7 @@ class TrialProgress:
     ) -> None:
         self.study = study
         self.target = target
-        self.maximize = study.direction.name == "MAXIMIZE"
+        self.finished = self.pruned = 0
         self.bar = tqdm(
             total=target,
             unit="trial",
@@ -41,18 +40,30 @@ class TrialProgress:
         self.refresh()
 
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        """Called by Optuna after each trial."""
-        self.refresh()
+        """Called by Optuna after each trial of this process: count it, without a full reread."""
+        self.finished += trial.state.name in ("COMPLETE", "PRUNED")
+        self.pruned += trial.state.name == "PRUNED"
+        self._show()
 
     def refresh(self, prefix: str = "") -> None:
-        """Re-read the trials: finished count, pruned count and best value."""
+        """Recount from storage every trial, whichever process ran it."""
+        if self.bar.disable:
+            return
         trials = self.study.get_trials(deepcopy=False)
-        finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
-        pruned = sum(t.state.name == "PRUNED" for t in trials)
-        ranked = completed_best_first(trials, self.maximize)
-        best = f"{ranked[0].value:.4f}" if ranked else "-"
-        self.bar.n = min(finished, self.target)
-        self.bar.set_postfix_str(f"{prefix}pruned={pruned} best={best}")
+        self.finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+        self.pruned = sum(t.state.name == "PRUNED" for t in trials)
+        self._show(prefix)
+
+    def _show(self, prefix: str = "") -> None:
+        """Move the bar and rewrite its postfix; the best value is one indexed query."""
+        if self.bar.disable:
+            return
+        try:
+            best = f"{self.study.best_value:.4f}"
+        except ValueError:  # no completed trial yet
+            best = "-"
+        self.bar.n = min(self.finished, self.target)
+        self.bar.set_postfix_str(f"{prefix}pruned={self.pruned} best={best}")
 
     def close(self) -> None:
         """Leave the final line on screen."""
