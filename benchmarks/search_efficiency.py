@@ -35,6 +35,7 @@ def curve(sampler: str, seed: int, args: argparse.Namespace, tmp: Path) -> list[
         kind=sampler,
         trials_per_round=args.per_round,
         keep=args.keep,
+        min_keep=args.min_keep,
         margin=args.margin,
     )
     spec = dataclasses.replace(
@@ -68,6 +69,7 @@ def main() -> None:
     parser.add_argument("--valid", type=int, default=2000)
     parser.add_argument("--per-round", type=int, default=20)
     parser.add_argument("--keep", type=float, default=0.2)
+    parser.add_argument("--min-keep", type=int, default=3)
     parser.add_argument("--margin", type=float, default=0.1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/search_efficiency.json"))
     args = parser.parse_args()
@@ -78,7 +80,8 @@ def main() -> None:
         for sampler in args.samplers:
             key = sampler
             if sampler == "narrowing":
-                key += f" (per_round={args.per_round}, keep={args.keep}, margin={args.margin})"
+                key += f" (per_round={args.per_round}, keep={args.keep}, margin={args.margin}"
+                key += f", min_keep={args.min_keep})" if args.min_keep != 3 else ")"
             if str(seed) in results.get(key, {}):
                 continue
             started = time.perf_counter()
