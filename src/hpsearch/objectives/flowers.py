@@ -38,8 +38,9 @@ class GaussianNoise(nn.Module):
 def standard_normal_like(x: torch.Tensor) -> torch.Tensor:
     """N(0, 1) noise in x's shape and memory layout, drawn into a dense buffer.
 
-    On CPU, randn_like on a channels-last tensor takes torch's scalar path, about 9x slower
-    than filling a contiguous buffer; the values are i.i.d., so the buffer's order is free.
+    On CPU, randn_like on a channels-last tensor takes torch's scalar path, about 7x slower
+    than filling a contiguous buffer (benchmarks/noise_cost.py); the values are i.i.d., so the
+    buffer's order is free.
     """
     if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=CL):
         n, c, h, w = x.shape
