@@ -195,6 +195,9 @@ def test_ctrl_c_stops_all_workers(tmp_path: Path) -> None:
         "cpu",
         storage=url,
         start_new_session=True,
+        # as from a terminal: a test run started in the background (`pytest &`) would otherwise
+        # hand SIGINT down as ignored, and Python keeps it ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     wait_for_running(url)
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does to the whole group
