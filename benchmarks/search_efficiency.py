@@ -67,9 +67,9 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--train", type=int, default=4000)
     parser.add_argument("--valid", type=int, default=2000)
-    parser.add_argument("--per-round", type=int, default=20)
+    parser.add_argument("--per-round", type=int, default=10)
     parser.add_argument("--keep", type=float, default=0.2)
-    parser.add_argument("--min-keep", type=int, default=3)
+    parser.add_argument("--min-keep", type=int, default=5)
     parser.add_argument("--margin", type=float, default=0.1)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/search_efficiency.json"))
     args = parser.parse_args()
@@ -80,6 +80,7 @@ def main() -> None:
         for sampler in args.samplers:
             key = sampler
             if sampler == "narrowing":
+                # keys made before --min-keep existed used 3 and do not name it
                 key += f" (per_round={args.per_round}, keep={args.keep}, margin={args.margin}"
                 key += f", min_keep={args.min_keep})" if args.min_keep != 3 else ")"
             if str(seed) in results.get(key, {}):

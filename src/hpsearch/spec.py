@@ -151,10 +151,10 @@ class SamplerSpec:
 
     kind: Literal["random", "tpe", "narrowing"] = "tpe"
     n_startup_trials: int = 10
-    trials_per_round: int = 20
+    trials_per_round: int = 10
     rounds: int = 0
     keep: float = 0.2
-    min_keep: int = 3
+    min_keep: int = 5
     margin: float = 0.1
     min_width: float = 0.05
     min_complete: int = 3
