@@ -1,0 +1,72 @@
+"""One flowers training run with fixed settings, printing validation per epoch (never test).
+
+Used to choose the flowers-narrow model before spending a search on it:
+
+    python benchmarks/flowers_probe.py --data-dir ../shared/data --channels 16,32,64,128 \\
+        --lr 0.00137 --wd 3e-6 --batch 32 --noise 0.027 --epochs 60 --schedule cosine
+
+It builds the flowers CNN and trains it with hpsearch's own loop (`fit`: early stopping off
+unless --patience is given, best-loss epoch restored), on flowers-narrow's split.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+from pathlib import Path
+
+import torch
+
+from hpsearch.data import image_splits
+from hpsearch.objectives.flowers import augment_batch, build_cnn
+from hpsearch.spec import load_spec
+from hpsearch.train import EpochStats, FitConfig, fit, make_optimizer
+
+
+def main() -> None:
+    """Train once and print every epoch's validation figures and the restored best."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--channels", default="16,32,64,128")
+    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--bn", type=int, default=1)
+    parser.add_argument("--aug", type=int, default=1)
+    parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--wd", type=float, default=1e-4)
+    parser.add_argument("--dropout", type=float, default=0.0)
+    parser.add_argument("--noise", type=float, default=0.0)
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--epochs", type=int, default=30)
+    parser.add_argument("--patience", type=int, default=1000)
+    parser.add_argument("--schedule", default="cosine")
+    args = parser.parse_args()
+    spec = load_spec("flowers-narrow")
+    data = dataclasses.replace(spec.data, image_size=args.size)
+    splits = image_splits(data, args.data_dir, torch.device("cpu"))
+    torch.manual_seed(0)
+    channels = tuple(int(c) for c in args.channels.split(","))
+    model = build_cnn(channels, len(splits.classes), bool(args.bn), args.dropout, args.noise)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{params} parameters, {torch.get_num_threads()} threads", flush=True)
+    optimizer = make_optimizer("adam", model.parameters(), args.lr, args.wd, 0.9)
+    cfg = FitConfig(args.epochs, args.batch, args.patience, 0, 0.0, args.schedule)
+    started = time.perf_counter()
+    augment = augment_batch if args.aug else None
+    result = fit(model, optimizer, splits, cfg, show, augment)
+    print(f"best (restored) {result.best}; total {time.perf_counter() - started:.0f} s")
+
+
+def show(stats: EpochStats) -> None:
+    """One line per epoch."""
+    print(
+        f"epoch {stats.epoch}: train loss {stats.train_loss:.3f}, valid loss "
+        f"{stats.valid_loss:.3f}, valid accuracy {stats.valid_accuracy:.4f}, {stats.seconds:.1f} s",
+        flush=True,
+    )
+
+
+if __name__ == "__main__":
+    main()
