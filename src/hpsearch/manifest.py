@@ -31,6 +31,14 @@ MANIFEST_ATTR = "manifest"
 SIGNATURE_ATTR = "signature"
 DATA_HASH_ATTR = "data_hash"
 CHANGES_ATTR = "spec_changes"
+# The spec's sections that a signature records, and their settings classes.
+SECTIONS: dict[str, type] = {
+    "data": DataSpec,
+    "model": ModelSpec,
+    "training": TrainingSpec,
+    "sampler": SamplerSpec,
+    "pruner": PrunerSpec,
+}
 
 
 def git_commit() -> str | None:
@@ -70,9 +78,8 @@ def versions() -> dict[str, str | None]:
 def signature(spec: StudySpec) -> dict[str, str]:
     """Every setting that shapes the search, as flat 'section.key' -> text (comments ignored)."""
     flat: dict[str, str] = {"seed": str(spec.seed)}
-    for section in ("data", "model", "training", "sampler", "pruner"):
-        for key, value in dataclasses.asdict(getattr(spec, section)).items():
-            flat[f"{section}.{key}"] = str(value)
+    for section in SECTIONS:
+        flat |= _flatten(section, getattr(spec, section))
     for name, rng in spec.search.items():
         if isinstance(rng, Choice):
             flat[f"search.{name}"] = "choices " + ", ".join(map(str, rng.choices))
@@ -86,17 +93,14 @@ def signature(spec: StudySpec) -> dict[str, str]:
 def field_defaults() -> dict[str, str]:
     """Every section setting's default, as in a signature."""
     flat: dict[str, str] = {}
-    for section, cls in (
-        ("data", DataSpec),
-        ("model", ModelSpec),
-        ("training", TrainingSpec),
-        ("sampler", SamplerSpec),
-        ("pruner", PrunerSpec),
-    ):
-        for field in dataclasses.fields(cls):
-            if field.default is not dataclasses.MISSING:
-                flat[f"{section}.{field.name}"] = str(field.default)
+    for section, cls in SECTIONS.items():
+        flat |= _flatten(section, cls())
     return flat
+
+
+def _flatten(section: str, settings: Any) -> dict[str, str]:
+    """One section's settings as 'section.key' -> text."""
+    return {f"{section}.{k}": str(v) for k, v in dataclasses.asdict(settings).items()}
 
 
 def differences(old: dict[str, str], new: dict[str, str]) -> list[str]:
