@@ -102,7 +102,7 @@ def print_table(results: dict[str, dict[str, list[float]]], args: argparse.Names
     for key, by_seed in results.items():
         cells = []
         for n in CHECKPOINTS:
-            values = [c[n - 1] for c in by_seed.values() if len(c) >= n]
+            values = at(by_seed, n)
             cells.append(summarize(values) if values else "-")
         print(f"| {key} ({len(by_seed)} seeds) | " + " | ".join(cells) + " |")
     for baseline in ("random", "tpe"):
@@ -121,8 +121,7 @@ def print_differences(results: dict[str, dict[str, list[float]]], baseline: str)
             continue
         cells = []
         for n in CHECKPOINTS:
-            ours = [c[n - 1] for c in by_seed.values() if len(c) >= n]
-            base = [c[n - 1] for c in results[baseline].values() if len(c) >= n]
+            ours, base = at(by_seed, n), at(results[baseline], n)
             if len(ours) < 2 or len(base) < 2:
                 cells.append("-")
                 continue
@@ -130,6 +129,11 @@ def print_differences(results: dict[str, dict[str, list[float]]], baseline: str)
             se = (_sem(ours) ** 2 + _sem(base) ** 2) ** 0.5
             cells.append(f"{diff:+.4f} ± {se:.4f}")
         print(f"| {key} | " + " | ".join(cells) + " |")
+
+
+def at(by_seed: dict[str, list[float]], n: int) -> list[float]:
+    """Each seed's best-so-far after n trials (seeds whose curve is shorter are left out)."""
+    return [curve[n - 1] for curve in by_seed.values() if len(curve) >= n]
 
 
 def _sem(values: list[float]) -> float:
