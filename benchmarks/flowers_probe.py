@@ -31,6 +31,7 @@ def main() -> None:
     )
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     parser.add_argument("--channels", default="16,32,64,128")
+    parser.add_argument("--convs", type=int, default=1, help="convs per block")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--bn", type=int, default=1)
     parser.add_argument("--aug", type=int, default=1)
@@ -48,7 +49,9 @@ def main() -> None:
     splits = image_splits(data, args.data_dir, torch.device("cpu"))
     torch.manual_seed(0)
     channels = tuple(int(c) for c in args.channels.split(","))
-    model = build_cnn(channels, len(splits.classes), bool(args.bn), args.dropout, args.noise)
+    model = build_cnn(
+        channels, len(splits.classes), bool(args.bn), args.dropout, args.noise, args.convs
+    )
     params = sum(p.numel() for p in model.parameters())
     print(f"{params} parameters, {torch.get_num_threads()} threads", flush=True)
     optimizer = make_optimizer("adam", model.parameters(), args.lr, args.wd, 0.9)

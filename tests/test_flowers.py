@@ -124,6 +124,17 @@ def test_cnn_layout() -> None:
     assert model(torch.randn(4, 3, 32, 32)).shape == (4, 5)
 
 
+def test_two_convs_per_block_before_each_pool() -> None:
+    model = build_cnn((6, 12, 24), 5, True, 0.0, 0.1, convs_per_block=2)
+    kinds = [type(m).__name__ for m in model]
+    first_pool = kinds.index("MaxPool2d")
+    assert kinds[1:first_pool] == ["Conv2d", "BatchNorm2d", "ReLU", "GaussianNoise"] * 2
+    assert kinds.count("Conv2d") == 6 and kinds.count("MaxPool2d") == 2
+    widths = [(m.in_channels, m.out_channels) for m in model if isinstance(m, torch.nn.Conv2d)]
+    assert widths == [(3, 6), (6, 6), (6, 12), (12, 12), (12, 24), (24, 24)]
+    assert model(torch.randn(4, 3, 32, 32)).shape == (4, 5)
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [{"batch_norm": True}, {"dropout": 0.5}, {"noise_std": 0.5}],
@@ -237,6 +248,22 @@ def test_mnist_rejects_flowers_keys(make_study: Callable[..., Path]) -> None:
     bad = make_study(name="y", text="[data]\nimage_size = 32\n")
     with pytest.raises(SpecError, match=r"data\.image_size does not apply to 'mnist'"):
         load_spec(str(bad))
+    bad = make_study(name="z", text="[model]\nconvs_per_block = 2\n")
+    with pytest.raises(SpecError, match=r"model\.convs_per_block does not apply to 'mnist'"):
+        load_spec(str(bad))
+
+
+def test_study_file_sets_convs_per_block(make_study: Callable[..., Path]) -> None:
+    from hpsearch.errors import SpecError
+    from hpsearch.objectives.flowers import build
+    from hpsearch.spec import load_spec
+
+    text = "[data]\ndataset = 'flowers'\n[model]\nchannels = [4, 8]\nconvs_per_block = {n}\n"
+    spec = load_spec(str(make_study(name="two", text=text.format(n=2))))
+    model = build(spec, spec.training, 5)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in model) == 4
+    with pytest.raises(SpecError, match=r"model\.convs_per_block must be ≥ 1 but got 0"):
+        load_spec(str(make_study(name="zero", text=text.format(n=0))))
 
 
 def test_full_flowers_set(full_data_dir: Path) -> None:

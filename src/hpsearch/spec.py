@@ -41,6 +41,7 @@ class ModelSpec:
     hidden: tuple[int, ...] = (500, 400, 300, 200, 100, 50)
     negative_slope: float = 0.01
     channels: tuple[int, ...] = (6, 12, 24)
+    convs_per_block: int = 1  # 2: VGG-style conv-conv before each pool
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ DATA_KEYS: dict[str, frozenset[str]] = {
 }
 MODEL_KEYS: dict[str, frozenset[str]] = {
     "mnist": frozenset({"hidden", "negative_slope"}),
-    "flowers": frozenset({"channels"}),
+    "flowers": frozenset({"channels", "convs_per_block"}),
 }
 
 # name -> (lowest allowed, highest allowed, is the high end open?)
@@ -496,6 +497,7 @@ def _check_dataset(spec: StudySpec) -> None:
             )
     for i, width in enumerate(spec.model.channels):
         _positive(width, f"model.channels[{i}]")
+    _positive(spec.model.convs_per_block, "model.convs_per_block")
     if dataset == "flowers":
         if spec.data.image_size < 8:
             raise SpecError(f"data.image_size must be ≥ 8 but got {spec.data.image_size}")

@@ -62,20 +62,17 @@ def build_cnn(
     batch_norm: bool,
     dropout: float,
     noise_std: float,
+    convs_per_block: int = 1,
 ) -> nn.Sequential:
-    """conv3x3 → [BN] → ReLU → [noise] → max-pool per block; the last block average-pools."""
+    """convs_per_block conv units, then max-pool per block; the last block average-pools."""
     layers: list[nn.Module] = [ChannelsLast()]
     width = 3
     for i, out in enumerate(channels):
-        layers.append(nn.Conv2d(width, out, kernel_size=3, padding=1, bias=not batch_norm))
-        if batch_norm:
-            layers.append(nn.BatchNorm2d(out))
-        layers.append(nn.ReLU())
-        if noise_std > 0:
-            layers.append(GaussianNoise(noise_std))
+        for _ in range(convs_per_block):
+            layers += conv_unit(width, out, batch_norm, noise_std)
+            width = out
         last = i == len(channels) - 1
         layers.append(nn.AdaptiveAvgPool2d(1) if last else nn.MaxPool2d(2))
-        width = out
     layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(width, n_classes)]
     model = nn.Sequential(*layers).to(memory_format=torch.channels_last)
     for module in model.modules():
@@ -84,6 +81,17 @@ def build_cnn(
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
     return model
+
+
+def conv_unit(width: int, out: int, batch_norm: bool, noise_std: float) -> list[nn.Module]:
+    """One conv3x3 → [BN] → ReLU → [noise]; BN makes the conv's bias redundant."""
+    layers: list[nn.Module] = [nn.Conv2d(width, out, 3, padding=1, bias=not batch_norm)]
+    if batch_norm:
+        layers.append(nn.BatchNorm2d(out))
+    layers.append(nn.ReLU())
+    if noise_std > 0:
+        layers.append(GaussianNoise(noise_std))
+    return layers
 
 
 def augment_batch(x: torch.Tensor) -> torch.Tensor:
@@ -103,7 +111,10 @@ def augment_batch(x: torch.Tensor) -> torch.Tensor:
 
 def build(spec: StudySpec, hp: TrainingSpec, n_classes: int) -> nn.Module:
     """The study's CNN for one trial's hyperparameters."""
-    return build_cnn(spec.model.channels, n_classes, hp.batch_norm, hp.dropout, hp.noise_std)
+    model = spec.model
+    return build_cnn(
+        model.channels, n_classes, hp.batch_norm, hp.dropout, hp.noise_std, model.convs_per_block
+    )
 
 
 KIND = ObjectiveKind(
