@@ -37,6 +37,7 @@ def curve(sampler: str, seed: int, args: argparse.Namespace, tmp: Path) -> list[
         keep=args.keep,
         min_keep=args.min_keep,
         margin=args.margin,
+        drop_after=args.drop_after,
     )
     spec = dataclasses.replace(
         base,
@@ -71,6 +72,7 @@ def main() -> None:
     parser.add_argument("--keep", type=float, default=0.2)
     parser.add_argument("--min-keep", type=int, default=5)
     parser.add_argument("--margin", type=float, default=0.1)
+    parser.add_argument("--drop-after", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("benchmarks/search_efficiency.json"))
     args = parser.parse_args()
     results: dict[str, dict[str, list[float]]] = {}
@@ -80,9 +82,11 @@ def main() -> None:
         for sampler in args.samplers:
             key = sampler
             if sampler == "narrowing":
-                # keys made before --min-keep existed used 3 and do not name it
+                # keys made before --min-keep existed used 3 and do not name it;
                 key += f" (per_round={args.per_round}, keep={args.keep}, margin={args.margin}"
-                key += f", min_keep={args.min_keep})" if args.min_keep != 3 else ")"
+                key += f", min_keep={args.min_keep}" if args.min_keep != 3 else ""
+                # keys made before --drop-after existed dropped choices at once (0)
+                key += f", drop_after={args.drop_after})" if args.drop_after else ")"
             if str(seed) in results.get(key, {}):
                 continue
             started = time.perf_counter()

@@ -85,7 +85,7 @@ def test_ranges_shrink_round_by_round_and_keep_the_optimum(tmp_path: Path) -> No
 
 
 def test_categorical_choices_are_dropped(tmp_path: Path) -> None:
-    study = run(bowl_spec(tmp_path), None, 60, [])
+    study = run(bowl_spec(tmp_path), None, 100, [])
     rounds = round_ranges(study)
     assert rounds[0]["batch_norm"]["choices"] == [True, False]
     last = rounds[max(rounds)]
@@ -132,6 +132,37 @@ def test_pruned_rank_below_completed() -> None:
     failed = create_trial(state=TrialState.FAIL)
     ranked, n_complete = rank([cut, failed, done], maximize=True)
     assert ranked == [done, cut] and n_complete == 1
+
+
+@pytest.mark.parametrize(
+    ("bn_lr", "drop_after", "kept"),
+    [(1e-5, 3, [True, False]), (1e-5, 0, [False]), (1e-3, 3, [False])],
+    ids=["tried-only-outside-the-box", "drop-at-once", "tried-inside-the-box"],
+)
+def test_choice_is_dropped_only_when_tried_inside_the_new_box(
+    tmp_path: Path, bn_lr: float, drop_after: int, kept: list[bool]
+) -> None:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import create_trial
+
+    from hpsearch.samplers.narrowing import RoundRanges, initial_ranges, next_round
+
+    spec = bowl_spec(tmp_path, extra=f"min_keep = 5\ndrop_after = {drop_after}")
+    search = {k: v for k, v in spec.search.items() if k in ("lr", "batch_norm")}
+    dists = {
+        "lr": FloatDistribution(1e-5, 1e-1, log=True),
+        "batch_norm": CategoricalDistribution([True, False]),
+    }
+
+    def trial(lr: float, bn: bool, value: float) -> optuna.trial.FrozenTrial:
+        return create_trial(params={"lr": lr, "batch_norm": bn}, distributions=dists, value=value)
+
+    good = [trial(lr, False, 0.9) for lr in (5e-4, 7e-4, 1e-3, 1.5e-3, 2e-3)]
+    poor = [trial(bn_lr * (1 + i / 10), True, 0.5) for i in range(3)]
+    first = RoundRanges(0, initial_ranges(search))
+    rnd = next_round(first, first, good + poor, search, spec.sampler, maximize=True)
+    assert rnd.ranges["batch_norm"]["choices"] == kept
+    assert rnd.ranges["lr"]["low"] < 5e-4 and rnd.ranges["lr"]["high"] > 2e-3
 
 
 def test_too_few_completed_keeps_ranges_and_says_so(tmp_path: Path) -> None:

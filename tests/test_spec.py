@@ -81,6 +81,11 @@ def test_name_defaults_to_file_stem_and_ints_become_floats() -> None:
         ),
         ("[pruner]\nkind = 'threshold'", "needs lower or upper"),
         ("[sampler]\nkind = 'grid'", "sampler.kind must be one of"),
+        (
+            "[sampler]\nkind = 'narrowing'\ndrop_after = -1",
+            "sampler.drop_after must be ≥ 0 (0: drop at once) but got -1",
+        ),
+        ("[sampler]\nkind = 'tpe'\ndrop_after = 2", "sampler.drop_after does not apply"),
         ("path = 'x'", "unknown key 'path'"),
     ],
 )

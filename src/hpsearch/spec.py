@@ -159,6 +159,7 @@ class SamplerSpec:
     margin: float = 0.1
     min_width: float = 0.05
     min_complete: int = 3
+    drop_after: int = 3  # a choice is dropped only after this many trials of it in the new box
     wait_timeout: float = 600.0
 
 
@@ -194,6 +195,7 @@ SAMPLER_KEYS: dict[str, frozenset[str]] = {
             "margin",
             "min_width",
             "min_complete",
+            "drop_after",
             "wait_timeout",
         }
     ),
@@ -515,6 +517,10 @@ def _check_narrowing(spec: StudySpec) -> None:
     _positive(sampler.trials_per_round, "sampler.trials_per_round")
     _positive(sampler.min_keep, "sampler.min_keep")
     _positive(sampler.min_complete, "sampler.min_complete")
+    if sampler.drop_after < 0:
+        raise SpecError(
+            f"sampler.drop_after must be ≥ 0 (0: drop at once) but got {sampler.drop_after}"
+        )
     if sampler.rounds < 0:
         raise SpecError(
             f"sampler.rounds must be ≥ 0 (0: use trials_per_round) but got {sampler.rounds}"

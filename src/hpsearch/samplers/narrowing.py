@@ -4,7 +4,8 @@ Round r of a study holds trials r*T .. r*T+T-1 (T = trials per round), so a tria
 from its number alone. Round 0 samples the study file's ranges. Round r's ranges are the box
 spanned by the best trials of rounds 0..r-1 (in log space for log-scaled parameters), widened by
 a margin, kept inside round r-1's ranges, and never narrower than a minimum width. Categorical
-parameters keep only the choices seen among the best. The ranges are a pure function of the
+parameters keep the choices seen among the best, and those not yet tried `drop_after` times
+by completed trials inside the new numeric ranges. The ranges are a pure function of the
 finished trials in storage, so workers that never talk to each other compute the same ones.
 
 Trials of earlier rounds that are still running: the first trial of round r waits (polling
@@ -221,14 +222,44 @@ def next_round(
         used = [t.params[name] for t in best if name in t.params]
         if not used:  # e.g. dropout when every best trial used BatchNorm
             ranges[name] = prev.ranges[name]
-        elif isinstance(rng, Choice):
-            kept = [c for c in prev.ranges[name]["choices"] if c in used]
-            ranges[name] = {"choices": kept or prev.ranges[name]["choices"]}
-        else:
+        elif not isinstance(rng, Choice):
             box, edge = shrink(name, rng, prev.ranges[name], first.ranges[name], used, options)
             ranges[name] = box
             notes += [f"round {number}: {edge}"] if edge else []
-    return RoundRanges(number, ranges, tuple(notes))
+    tried = [t for t in ranked[:n_complete] if inside(t, ranges, search)]
+    for name, rng in search.items():
+        if isinstance(rng, Choice) and name not in ranges:
+            ranges[name] = {"choices": kept_choices(name, prev, best, tried, options.drop_after)}
+    return RoundRanges(number, {k: ranges[k] for k in search}, tuple(notes))
+
+
+def kept_choices(
+    name: str,
+    prev: RoundRanges,
+    best: Sequence[FrozenTrial],
+    tried: Sequence[FrozenTrial],
+    drop_after: int,
+) -> list[Any]:
+    """Choices seen among the best, and those not yet tried `drop_after` times in the new box.
+
+    A choice judged only on trials whose other parameters were poor (BatchNorm tried only at
+    learning rates the search has since left) would otherwise be dropped for good.
+    """
+    choices = prev.ranges[name]["choices"]
+    used = {t.params[name] for t in best if name in t.params}
+    counts = [sum(t.params.get(name) == c for t in tried) for c in choices]
+    kept = [c for c, n in zip(choices, counts, strict=True) if c in used or n < drop_after]
+    return kept or choices
+
+
+def inside(trial: FrozenTrial, ranges: Mapping[str, Any], search: Mapping[str, ParamRange]) -> bool:
+    """Whether a trial's numeric parameters all lie in the new ranges (those it used)."""
+    for name, record in ranges.items():
+        if isinstance(search[name], Choice) or name not in trial.params:
+            continue
+        if not record["low"] - 1e-12 <= trial.params[name] <= record["high"] + 1e-12:
+            return False
+    return True
 
 
 def shrink(
