@@ -143,7 +143,7 @@ def test_choice_is_dropped_only_when_tried_inside_the_new_box(
     tmp_path: Path, bn_lr: float, drop_after: int, kept: list[bool]
 ) -> None:
     from optuna.distributions import CategoricalDistribution, FloatDistribution
-    from optuna.trial import create_trial
+    from optuna.trial import TrialState, create_trial
 
     from hpsearch.samplers.narrowing import RoundRanges, initial_ranges, next_round
 
@@ -154,11 +154,14 @@ def test_choice_is_dropped_only_when_tried_inside_the_new_box(
         "batch_norm": CategoricalDistribution([True, False]),
     }
 
-    def trial(lr: float, bn: bool, value: float) -> optuna.trial.FrozenTrial:
-        return create_trial(params={"lr": lr, "batch_norm": bn}, distributions=dists, value=value)
+    def trial(lr: float, bn: bool, value: float | None) -> optuna.trial.FrozenTrial:
+        state = TrialState.COMPLETE if value is not None else TrialState.PRUNED
+        params = {"lr": lr, "batch_norm": bn}
+        return create_trial(params=params, distributions=dists, value=value, state=state)
 
     good = [trial(lr, False, 0.9) for lr in (5e-4, 7e-4, 1e-3, 1.5e-3, 2e-3)]
-    poor = [trial(bn_lr * (1 + i / 10), True, 0.5) for i in range(3)]
+    # a pruned trial counts as a try, like a completed one
+    poor = [trial(bn_lr * (1 + i / 10), True, None if i == 0 else 0.5) for i in range(3)]
     first = RoundRanges(0, initial_ranges(search))
     rnd = next_round(first, first, good + poor, search, spec.sampler, maximize=True)
     assert rnd.ranges["batch_norm"]["choices"] == kept

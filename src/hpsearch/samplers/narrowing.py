@@ -5,8 +5,9 @@ from its number alone. Round 0 samples the study file's ranges. Round r's ranges
 spanned by the best trials of rounds 0..r-1 (in log space for log-scaled parameters), widened by
 a margin, kept inside round r-1's ranges, and never narrower than a minimum width. Categorical
 parameters keep the choices seen among the best, and those not yet tried `drop_after` times
-by completed trials inside the new numeric ranges. The ranges are a pure function of the
-finished trials in storage, so workers that never talk to each other compute the same ones.
+by finished (completed or pruned) trials inside the new numeric ranges. The ranges are a pure
+function of the finished trials in storage, so workers that never talk to each other compute
+the same ones.
 
 Trials of earlier rounds that are still running: the first trial of round r waits (polling
 storage) until every trial numbered below r*T has finished, so every worker narrows on the same
@@ -226,7 +227,7 @@ def next_round(
             box, edge = shrink(name, rng, prev.ranges[name], first.ranges[name], used, options)
             ranges[name] = box
             notes += [f"round {number}: {edge}"] if edge else []
-    tried = [t for t in ranked[:n_complete] if inside(t, ranges, search)]
+    tried = [t for t in ranked if inside(t, ranges, search)]  # completed or pruned
     for name, rng in search.items():
         if isinstance(rng, Choice) and name not in ranges:
             ranges[name] = {"choices": kept_choices(name, prev, best, tried, options.drop_after)}
