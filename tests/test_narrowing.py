@@ -168,6 +168,20 @@ def test_choice_is_dropped_only_when_tried_inside_the_new_box(
     assert rnd.ranges["lr"]["low"] < 5e-4 and rnd.ranges["lr"]["high"] > 2e-3
 
 
+def test_a_retried_trial_keeps_the_round_its_parameters_came_from(tmp_path: Path) -> None:
+    from optuna.storages import RetryHeartbeatStaleTrialCallback
+
+    spec, url = bowl_spec(tmp_path, per_round=5), f"sqlite:///{tmp_path / 'retry.db'}"
+    study = run(spec, url, 10, [])
+    original = study.trials[3]  # round 0; as if its worker had died
+    RetryHeartbeatStaleTrialCallback()(study, original)
+    study = run(spec, url, 11, [])
+    retry = study.trials[10]  # number 10 would be round 2
+    assert retry.system_attrs["failed_trial"] == 3 and retry.params == original.params
+    assert retry.user_attrs["narrowing_round"] == 0
+    assert retry.user_attrs["narrowing_ranges"] == original.user_attrs["narrowing_ranges"]
+
+
 def test_too_few_completed_keeps_ranges_and_says_so(tmp_path: Path) -> None:
     notes: list[str] = []
     study = run(

@@ -94,7 +94,13 @@ class NarrowingSampler(BaseSampler):
         return {}
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
-        """Work out the trial's round and ranges, and record both on the trial."""
+        """Work out the trial's round and ranges, and record both on the trial.
+
+        A retry of a failed trial (its worker died) reruns the original's parameters, so it
+        keeps the round and ranges it inherited from the original instead.
+        """
+        if "failed_trial" in trial.system_attrs and "narrowing_round" in trial.user_attrs:
+            return
         rnd = self.round_ranges(study, self.round_of(trial.number))
         storage = study._storage
         storage.set_trial_user_attr(trial._trial_id, "narrowing_round", rnd.number)
