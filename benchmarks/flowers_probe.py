@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import time
 from pathlib import Path
 
@@ -32,6 +33,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=Path("../shared/data"))
     parser.add_argument("--channels", default="16,32,64,128")
     parser.add_argument("--convs", type=int, default=1, help="convs per block")
+    parser.add_argument("--zoom", type=float, default=0.0, help="augmentation zoom-in")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--bn", type=int, default=1)
     parser.add_argument("--aug", type=int, default=1)
@@ -57,7 +59,7 @@ def main() -> None:
     optimizer = make_optimizer("adam", model.parameters(), args.lr, args.wd, 0.9)
     cfg = FitConfig(args.epochs, args.batch, args.patience, 0, 0.0, args.schedule)
     started = time.perf_counter()
-    augment = augment_batch if args.aug else None
+    augment = functools.partial(augment_batch, zoom=args.zoom) if args.aug else None
     result = fit(model, optimizer, splits, cfg, show, augment)
     print(f"best (restored) {result.best}; total {time.perf_counter() - started:.0f} s")
 

@@ -187,6 +187,15 @@ def test_weight_penalties_change_the_update(penalty: str, mnist_dir: Path) -> No
     assert weights[1] < weights[0]
 
 
+@pytest.mark.parametrize(("zoom", "low", "high"), [(0.0, 0.97, 1.01), (0.5, 0.70, 0.80)])
+def test_zoom_magnifies_by_up_to_its_fraction(zoom: float, low: float, high: float) -> None:
+    torch.manual_seed(0)
+    ramp = torch.linspace(-1, 1, 64).expand(200, 3, 64, 64)  # value = horizontal position
+    out = augment_batch(ramp.contiguous(), zoom=zoom)[:, :, 16:48, 16:48]  # clear of borders
+    slope = (out[..., 1:] - out[..., :-1]).abs().mean() / (2 / 63)  # 1 where nothing zooms
+    assert low < float(slope) < high
+
+
 def test_augment_changes_batches_only_while_training(mnist_dir: Path) -> None:
     torch.manual_seed(0)
     x = torch.randn(64, 3, 32, 32)

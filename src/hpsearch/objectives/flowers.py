@@ -94,14 +94,17 @@ def conv_unit(width: int, out: int, batch_norm: bool, noise_std: float) -> list[
     return layers
 
 
-def augment_batch(x: torch.Tensor) -> torch.Tensor:
-    """Random horizontal flip, small rotation and shift, as one batched op on x's device."""
+def augment_batch(x: torch.Tensor, zoom: float = 0.0) -> torch.Tensor:
+    """Random flip, small rotation and shift, optional zoom-in, as one batched op on x's device."""
     n = x.shape[0]
     flip = torch.rand(n, device=x.device) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
     angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(MAX_ROTATION_DEG)
     shift = (torch.rand(n, 2, device=x.device) * 2 - 1) * (2 * MAX_SHIFT)
     cos, sin = torch.cos(angle), torch.sin(angle)
+    if zoom:  # no extra draw without it, so earlier trials rerun bit-identically
+        scale = 1 - torch.rand(n, device=x.device) * zoom
+        cos, sin = cos * scale, sin * scale
     theta = torch.stack(
         [torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1
     )
