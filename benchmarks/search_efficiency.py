@@ -82,8 +82,8 @@ def main() -> None:
         for sampler in args.samplers:
             key = sampler
             if sampler == "narrowing":
-                # keys made before --min-keep existed used 3 and do not name it;
                 key += f" (per_round={args.per_round}, keep={args.keep}, margin={args.margin}"
+                # keys made before --min-keep existed used 3 and do not name it
                 key += f", min_keep={args.min_keep}" if args.min_keep != 3 else ""
                 # keys made before --drop-after existed dropped choices at once (0)
                 key += f", drop_after={args.drop_after})" if args.drop_after else ")"

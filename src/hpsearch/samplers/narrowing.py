@@ -223,21 +223,23 @@ def next_round(
         return RoundRanges(number, prev.ranges, (note,))
     n_keep = max(options.min_keep, math.ceil(options.keep * len(ranked)))
     best = ranked[:n_keep]
-    ranges: dict[str, Any] = {}
+    boxes: dict[str, Any] = {}  # numeric ranges first: the choices are judged inside them
     notes: list[str] = []
     for name, rng in search.items():
+        if isinstance(rng, Choice):
+            continue
         used = [t.params[name] for t in best if name in t.params]
         if not used:  # e.g. dropout when every best trial used BatchNorm
-            ranges[name] = prev.ranges[name]
-        elif not isinstance(rng, Choice):
-            box, edge = shrink(name, rng, prev.ranges[name], first.ranges[name], used, options)
-            ranges[name] = box
-            notes += [f"round {number}: {edge}"] if edge else []
-    tried = [t for t in ranked if inside(t, ranges, search)]  # completed or pruned
-    for name, rng in search.items():
-        if isinstance(rng, Choice) and name not in ranges:
-            ranges[name] = {"choices": kept_choices(name, prev, best, tried, options.drop_after)}
-    return RoundRanges(number, {k: ranges[k] for k in search}, tuple(notes))
+            boxes[name] = prev.ranges[name]
+            continue
+        boxes[name], edge = shrink(name, rng, prev.ranges[name], first.ranges[name], used, options)
+        notes += [f"round {number}: {edge}"] if edge else []
+    tried = [t for t in ranked if inside(t, boxes)]  # completed or pruned
+    ranges = {
+        name: boxes[name] if name in boxes else kept_choices(name, prev, best, tried, options)
+        for name in search
+    }
+    return RoundRanges(number, ranges, tuple(notes))
 
 
 def kept_choices(
@@ -245,28 +247,30 @@ def kept_choices(
     prev: RoundRanges,
     best: Sequence[FrozenTrial],
     tried: Sequence[FrozenTrial],
-    drop_after: int,
-) -> list[Any]:
+    options: SamplerSpec,
+) -> dict[str, Any]:
     """Choices seen among the best, and those not yet tried `drop_after` times in the new box.
 
     A choice judged only on trials whose other parameters were poor (BatchNorm tried only at
     learning rates the search has since left) would otherwise be dropped for good.
     """
-    choices = prev.ranges[name]["choices"]
+    record: dict[str, Any] = prev.ranges[name]
+    choices = record["choices"]
     used = {t.params[name] for t in best if name in t.params}
+    if not used:  # a conditional choice no best trial used: nothing to judge it on
+        return record
     counts = [sum(t.params.get(name) == c for t in tried) for c in choices]
-    kept = [c for c, n in zip(choices, counts, strict=True) if c in used or n < drop_after]
-    return kept or choices
+    kept = [c for c, n in zip(choices, counts, strict=True) if c in used or n < options.drop_after]
+    return {"choices": kept or choices}
 
 
-def inside(trial: FrozenTrial, ranges: Mapping[str, Any], search: Mapping[str, ParamRange]) -> bool:
-    """Whether a trial's numeric parameters all lie in the new ranges (those it used)."""
-    for name, record in ranges.items():
-        if isinstance(search[name], Choice) or name not in trial.params:
-            continue
-        if not record["low"] - 1e-12 <= trial.params[name] <= record["high"] + 1e-12:
-            return False
-    return True
+def inside(trial: FrozenTrial, boxes: Mapping[str, dict[str, float]]) -> bool:
+    """Whether every numeric parameter the trial used lies in the new ranges."""
+    return all(
+        box["low"] - 1e-12 <= trial.params[name] <= box["high"] + 1e-12
+        for name, box in boxes.items()
+        if name in trial.params
+    )
 
 
 def shrink(
