@@ -6,6 +6,10 @@ between creating the trial and calling the objective; that trial would stay RUNN
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from optuna.storages import RDBStorage
@@ -19,11 +23,16 @@ class TrackingRDBStorage(RDBStorage):
         super().__init__(*args, **kwargs)
         self.created: list[int] = []
 
-    def create_new_trial(self, study_id: int, template_trial: Any = None) -> int:
-        """Create the trial and remember its id."""
-        trial_id = super().create_new_trial(study_id, template_trial)
-        self.created.append(trial_id)
-        return trial_id
+    def _create_new_trial(self, study_id: int, template_trial: Any = None) -> Any:
+        """Create the trial and remember its id, with Ctrl-C held until both are done.
+
+        This, not create_new_trial, is what a study calls: Optuna wraps an RDBStorage in a
+        cache that goes to `_create_new_trial` directly.
+        """
+        with interrupt_deferred():
+            trial = super()._create_new_trial(study_id, template_trial)
+            self.created.append(trial._trial_id)
+        return trial
 
     def fail_own_running(self) -> list[int]:
         """Mark this process's trials that are still RUNNING as failed; returns their ids."""
@@ -36,3 +45,23 @@ class TrackingRDBStorage(RDBStorage):
             except Exception:  # the database may be gone too; the heartbeat will catch it
                 continue
         return failed
+
+
+@contextmanager
+def interrupt_deferred() -> Iterator[None]:
+    """Hold a SIGINT that lands inside the block and deliver it to the previous handler after.
+
+    Otherwise Ctrl-C between the database commit and the id being remembered would leave a
+    RUNNING trial that fail_own_running cannot see.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if held and callable(previous):
+        previous(signal.SIGINT, None)
