@@ -19,7 +19,7 @@ from pathlib import Path
 
 import torch
 
-from hpsearch.data import image_splits
+from hpsearch.data import Splits, image_splits
 from hpsearch.objectives.flowers import augment_batch, build_cnn
 from hpsearch.spec import load_spec
 from hpsearch.train import EpochStats, FitConfig, fit, make_optimizer
@@ -34,9 +34,13 @@ def main() -> None:
     parser.add_argument("--channels", default="16,32,64,128")
     parser.add_argument("--convs", type=int, default=1, help="convs per block")
     parser.add_argument("--zoom", type=float, default=0.0, help="augmentation zoom-in")
+    parser.add_argument("--jitter", type=float, default=0.0, help="colour jitter strength")
+    parser.add_argument("--smoothing", type=float, default=0.0, help="label smoothing")
+    parser.add_argument("--seed", type=int, default=0, help="init and batch-order seed")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--bn", type=int, default=1)
     parser.add_argument("--aug", type=int, default=1)
+    parser.add_argument("--optimizer", default="adam", help="adam, momentum, sgd, ...")
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--wd", type=float, default=1e-4)
     parser.add_argument("--dropout", type=float, default=0.0)
@@ -49,26 +53,41 @@ def main() -> None:
     spec = load_spec("flowers-narrow")
     data = dataclasses.replace(spec.data, image_size=args.size)
     splits = image_splits(data, args.data_dir, torch.device("cpu"))
-    torch.manual_seed(0)
+    torch.manual_seed(args.seed)
     channels = tuple(int(c) for c in args.channels.split(","))
     model = build_cnn(
         channels, len(splits.classes), bool(args.bn), args.dropout, args.noise, args.convs
     )
     params = sum(p.numel() for p in model.parameters())
     print(f"{params} parameters, {torch.get_num_threads()} threads", flush=True)
-    optimizer = make_optimizer("adam", model.parameters(), args.lr, args.wd, 0.9)
-    cfg = FitConfig(args.epochs, args.batch, args.patience, 0, 0.0, args.schedule)
+    optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.wd, 0.9)
+    cfg = FitConfig(
+        args.epochs, args.batch, args.patience, args.seed, 0.0, args.schedule, args.smoothing
+    )
     started = time.perf_counter()
-    augment = functools.partial(augment_batch, zoom=args.zoom) if args.aug else None
-    result = fit(model, optimizer, splits, cfg, show, augment)
-    print(f"best (restored) {result.best}; total {time.perf_counter() - started:.0f} s")
+    augment = (
+        functools.partial(augment_batch, zoom=args.zoom, jitter=args.jitter) if args.aug else None
+    )
+    result = fit(model, optimizer, splits, cfg, functools.partial(show, model, splits), augment)
+    print(f"best (restored) {result.best}; flip-averaged {flip_accuracy(model, splits):.4f}")
+    print(f"total {time.perf_counter() - started:.0f} s")
 
 
-def show(stats: EpochStats) -> None:
+def flip_accuracy(model: torch.nn.Module, splits: Splits) -> float:
+    """Validation accuracy when logits are averaged over the image and its mirror."""
+    model.eval()
+    with torch.inference_mode():
+        x = splits.x_valid
+        logits = model(x) + model(x.flip(3))
+    return float((logits.argmax(1) == splits.y_valid).float().mean())
+
+
+def show(model: torch.nn.Module, splits: Splits, stats: EpochStats) -> None:
     """One line per epoch."""
     print(
         f"epoch {stats.epoch}: train loss {stats.train_loss:.3f}, valid loss "
-        f"{stats.valid_loss:.3f}, valid accuracy {stats.valid_accuracy:.4f}, {stats.seconds:.1f} s",
+        f"{stats.valid_loss:.3f}, valid accuracy {stats.valid_accuracy:.4f} "
+        f"(flip-averaged {flip_accuracy(model, splits):.4f}), {stats.seconds:.1f} s",
         flush=True,
     )
 

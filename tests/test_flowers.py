@@ -13,7 +13,7 @@ from click.testing import Result
 
 from hpsearch.data import cache_dir, image_splits, load_image_set, scan_image_folder
 from hpsearch.errors import DataError
-from hpsearch.objectives.flowers import GaussianNoise, augment_batch, build_cnn
+from hpsearch.objectives.flowers import GaussianNoise, augment_batch, build_cnn, colour_jitter
 from hpsearch.spec import DataSpec
 from hpsearch.train import FitConfig, fit, make_optimizer
 
@@ -196,6 +196,19 @@ def test_zoom_magnifies_by_up_to_its_fraction(zoom: float, low: float, high: flo
     assert low < float(slope) < high
 
 
+def test_colour_jitter_varies_each_images_colour_not_its_layout() -> None:
+    torch.manual_seed(0)
+    flat = torch.rand(200, 3, 1, 1).expand(200, 3, 8, 8).contiguous()  # one colour per image
+    out = colour_jitter(flat, 0.3)
+    assert torch.allclose(out, out[..., :1, :1].expand_as(out))  # still one colour per image
+    assert not torch.allclose(out, flat)
+    assert (out - flat).abs().max() < 0.3 + 0.3 * 2  # factors within 1 ± 0.3, values within 0..1
+    torch.manual_seed(0)
+    plain = augment_batch(flat)
+    torch.manual_seed(0)
+    assert torch.equal(augment_batch(flat, jitter=0.0), plain)  # no extra draw when off
+
+
 def test_augment_changes_batches_only_while_training(mnist_dir: Path) -> None:
     torch.manual_seed(0)
     x = torch.randn(64, 3, 32, 32)
@@ -257,6 +270,9 @@ def test_mnist_rejects_flowers_keys(make_study: Callable[..., Path]) -> None:
     bad = make_study(name="y", text="[data]\nimage_size = 32\n")
     with pytest.raises(SpecError, match=r"data\.image_size does not apply to 'mnist'"):
         load_spec(str(bad))
+    bad = make_study(name="w", text="[model]\nflip_average = true\n")
+    with pytest.raises(SpecError, match=r"model\.flip_average does not apply to 'mnist'"):
+        load_spec(str(bad))
     bad = make_study(name="z", text="[model]\nconvs_per_block = 2\n")
     with pytest.raises(SpecError, match=r"model\.convs_per_block does not apply to 'mnist'"):
         load_spec(str(bad))
@@ -273,6 +289,31 @@ def test_study_file_sets_convs_per_block(make_study: Callable[..., Path]) -> Non
     assert sum(isinstance(m, torch.nn.Conv2d) for m in model) == 4
     with pytest.raises(SpecError, match=r"model\.convs_per_block must be ≥ 1 but got 0"):
         load_spec(str(make_study(name="zero", text=text.format(n=0))))
+
+
+def test_flip_average_scores_both_orientations_only_in_eval() -> None:
+    torch.manual_seed(0)
+    plain = build_cnn((4, 8), 5, True, 0.0, 0.0)
+    averaged = build_cnn((4, 8), 5, True, 0.0, 0.0, flip_average=True)
+    averaged.load_state_dict(plain.state_dict())  # same parameters, same names
+    x = torch.randn(6, 3, 16, 16)
+    for mode in (True, False):
+        plain.train(mode)
+        averaged.train(mode)
+        expected = plain(x) if mode else (plain(x) + plain(x.flip(3))) / 2
+        assert torch.allclose(averaged(x), expected, atol=1e-6)
+    assert not torch.allclose(plain(x), averaged(x), atol=1e-4)  # eval: the mirror counts
+    assert torch.allclose(averaged(x), averaged(x.flip(3)), atol=1e-6)  # mirror-invariant
+
+
+def test_study_file_sets_flip_average(make_study: Callable[..., Path]) -> None:
+    from hpsearch.objectives.flowers import FlipAveraged, build
+    from hpsearch.spec import load_spec
+
+    text = "[data]\ndataset = 'flowers'\n[model]\nchannels = [4, 8]\nflip_average = {v}\n"
+    for value, kind in (("true", FlipAveraged), ("false", torch.nn.Sequential)):
+        spec = load_spec(str(make_study(name=value, text=text.format(v=value))))
+        assert type(build(spec, spec.training, 5)) is kind
 
 
 def test_full_flowers_set(full_data_dir: Path) -> None:

@@ -95,7 +95,21 @@ def test_l1_penalty_shrinks_weights(mnist_dir: Path) -> None:
     assert sums[1] < 0.8 * sums[0]
 
 
-@pytest.mark.parametrize("name", ["sgd", "momentum", "adagrad", "rmsprop", "adam"])
+def test_label_smoothing_changes_training_not_validation_loss(mnist_dir: Path) -> None:
+    splits = mnist_splits(DataSpec(train_size=600, valid_size=200), mnist_dir, torch.device("cpu"))
+    results = []
+    for smoothing in (0.0, 0.3):
+        torch.manual_seed(0)
+        model = build_mlp((16,), batch_norm=False, dropout=0.0)
+        optimizer = make_optimizer("adam", model.parameters(), 1e-2, 0.0, 0.9)
+        cfg = FitConfig(1, 64, 5, seed=0, label_smoothing=smoothing)
+        results.append(fit(model, optimizer, splits, cfg, lambda s: None).best)
+    assert results[1].train_loss > results[0].train_loss + 0.1  # smoothed targets: higher floor
+    assert results[1].valid_loss != results[0].valid_loss
+    assert results[1].valid_loss < results[0].valid_loss + 0.3  # still plain cross-entropy
+
+
+@pytest.mark.parametrize("name", ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"])
 def test_every_optimizer_carries_weight_decay(name: str) -> None:
     model = build_mlp((8,), batch_norm=False, dropout=0.0)
     optimizer = make_optimizer(name, model.parameters(), 0.01, 1e-4, 0.9)

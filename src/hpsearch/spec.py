@@ -14,7 +14,7 @@ from typing import Any, Literal, Union, get_args, get_origin, get_type_hints
 
 from hpsearch.errors import SpecError
 
-Optimizer = Literal["sgd", "momentum", "adagrad", "rmsprop", "adam"]
+Optimizer = Literal["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"]
 Init = Literal["he", "xavier"]
 Schedule = Literal["constant", "cosine"]
 Metric = Literal["valid_accuracy", "valid_loss"]
@@ -42,6 +42,7 @@ class ModelSpec:
     negative_slope: float = 0.01
     channels: tuple[int, ...] = (6, 12, 24)
     convs_per_block: int = 1  # 2: VGG-style conv-conv before each pool
+    flip_average: bool = False  # evaluate each image and its mirror, average the logits
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,7 @@ DATA_KEYS: dict[str, frozenset[str]] = {
 }
 MODEL_KEYS: dict[str, frozenset[str]] = {
     "mnist": frozenset({"hidden", "negative_slope"}),
-    "flowers": frozenset({"channels", "convs_per_block"}),
+    "flowers": frozenset({"channels", "convs_per_block", "flip_average"}),
 }
 
 # name -> (lowest allowed, highest allowed, is the high end open?)

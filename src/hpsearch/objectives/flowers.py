@@ -56,6 +56,25 @@ class ChannelsLast(nn.Module):
         return x.contiguous(memory_format=torch.channels_last)
 
 
+class FlipAveraged(nn.Sequential):
+    """In eval(), averages the logits of each image and its mirror; trains as a plain stack.
+
+    A Sequential itself (not a wrapper), so its weights load into and from the plain model.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Both orientations at evaluation: flip is in the augmentation, so both are in-domain."""
+        if self.training:
+            return self.through(x)
+        return (self.through(x) + self.through(x.flip(3))) / 2
+
+    def through(self, x: torch.Tensor) -> torch.Tensor:
+        """Sequential's forward, typed."""
+        for layer in self:
+            x = layer(x)
+        return x
+
+
 def build_cnn(
     channels: tuple[int, ...],
     n_classes: int,
@@ -63,6 +82,7 @@ def build_cnn(
     dropout: float,
     noise_std: float,
     convs_per_block: int = 1,
+    flip_average: bool = False,
 ) -> nn.Sequential:
     """convs_per_block conv units, then max-pool per block; the last block average-pools."""
     layers: list[nn.Module] = [ChannelsLast()]
@@ -74,7 +94,8 @@ def build_cnn(
         last = i == len(channels) - 1
         layers.append(nn.AdaptiveAvgPool2d(1) if last else nn.MaxPool2d(2))
     layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(width, n_classes)]
-    model = nn.Sequential(*layers).to(memory_format=torch.channels_last)
+    stack = FlipAveraged if flip_average else nn.Sequential
+    model = stack(*layers).to(memory_format=torch.channels_last)
     for module in model.modules():
         if isinstance(module, nn.Conv2d | nn.Linear):
             nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
@@ -94,9 +115,11 @@ def conv_unit(width: int, out: int, batch_norm: bool, noise_std: float) -> list[
     return layers
 
 
-def augment_batch(x: torch.Tensor, zoom: float = 0.0) -> torch.Tensor:
-    """Random flip, small rotation and shift, optional zoom-in, as one batched op on x's device."""
+def augment_batch(x: torch.Tensor, zoom: float = 0.0, jitter: float = 0.0) -> torch.Tensor:
+    """Random flip, small rotation and shift, optional zoom-in and colour jitter, batched."""
     n = x.shape[0]
+    if jitter:  # no extra draw without it, so earlier trials rerun bit-identically
+        x = colour_jitter(x, jitter)
     flip = torch.rand(n, device=x.device) < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(3), x)
     angle = (torch.rand(n, device=x.device) * 2 - 1) * math.radians(MAX_ROTATION_DEG)
@@ -112,11 +135,28 @@ def augment_batch(x: torch.Tensor, zoom: float = 0.0) -> torch.Tensor:
     return F.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
 
 
+def colour_jitter(x: torch.Tensor, strength: float) -> torch.Tensor:
+    """Per-image brightness, contrast and saturation factors in 1 ± strength."""
+    n = x.shape[0]
+    factors = 1 + (torch.rand(n, 3, 1, 1, 1, device=x.device) * 2 - 1) * strength
+    grey = x.mean(1, keepdim=True)
+    x = grey + (x - grey) * factors[:, 0]  # saturation: away from / towards the grey image
+    mean = x.mean((1, 2, 3), keepdim=True)
+    x = mean + (x - mean) * factors[:, 1]  # contrast around the image's mean
+    return x + (factors[:, 2] - 1)  # brightness, in units of the normalized pixels' std
+
+
 def build(spec: StudySpec, hp: TrainingSpec, n_classes: int) -> nn.Module:
     """The study's CNN for one trial's hyperparameters."""
     model = spec.model
     return build_cnn(
-        model.channels, n_classes, hp.batch_norm, hp.dropout, hp.noise_std, model.convs_per_block
+        model.channels,
+        n_classes,
+        hp.batch_norm,
+        hp.dropout,
+        hp.noise_std,
+        model.convs_per_block,
+        model.flip_average,
     )
 
 
