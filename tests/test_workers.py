@@ -119,6 +119,8 @@ def test_k_processes_reach_the_total(tmp_path: Path, storage: str) -> None:
         "12",
         "--workers",
         "4",
+        "--threads",
+        "2",  # not the default share of a 2-to-8-core machine among 4 workers
         "--device",
         "cpu",
         storage=storage,
@@ -126,6 +128,7 @@ def test_k_processes_reach_the_total(tmp_path: Path, storage: str) -> None:
     out = finish(proc)
     assert proc.returncode == 0, out
     trials = trials_of(storage)
+    assert {t.user_attrs["threads"] for t in trials} == {2}
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
     assert 12 <= len(finished) <= 12 + 3  # overshoot is at most workers - 1
     assert len({t.number for t in trials}) == len(trials)
@@ -247,6 +250,10 @@ def test_plan_workers_shares_cpus_and_pins_gpus() -> None:
     assert [(p.device, p.gpu) for p in gpu] == [("cuda", 0), ("cuda", 0), ("cuda", 1), ("cuda", 1)]
     with pytest.raises(UsageError, match="only 2 GPU slots"):
         plan_workers(3, [0, 1], 1, cpus=4)
+    assert [p.threads for p in plan_workers(1, None, 1, cpus=8, threads=1)] == [1]
+    assert [p.threads for p in plan_workers(None, [0], 2, cpus=8, threads=3)] == [3, 3]
+    with pytest.raises(UsageError, match="--threads must be ≥ 1 but got 0"):
+        plan_workers(2, None, 1, cpus=8, threads=0)
     assert parse_gpus("0,2") == [0, 2]
     with pytest.raises(UsageError, match="indices like 0,1"):
         parse_gpus("first")

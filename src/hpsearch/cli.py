@@ -170,6 +170,13 @@ def interrupted() -> NoReturn:
 @click.option(
     "--workers-per-gpu", type=int, default=1, show_default=True, help="Pack small models."
 )
+@click.option(
+    "--threads",
+    type=int,
+    default=None,
+    help="torch CPU threads per worker (default: the cores shared equally among the workers). "
+    "Lower it when other jobs share the machine: oversubscribed threads slow training sharply.",
+)
 @translate_errors
 def run(
     study: str,
@@ -191,19 +198,21 @@ def run(
         if workers is None and gpus is None:
             summary = run_study(spec, opts)
         else:
-            summary = _run_parallel(spec, opts, workers, gpus, workers_per_gpu)
+            summary = _run_parallel(spec, opts, workers, gpus, workers_per_gpu, kwargs["threads"])
     except KeyboardInterrupt:
         interrupted()
     click.echo("\n".join(describe_run(summary, spec.training.metric)))
 
 
-def _run_parallel(spec: Any, opts: Any, workers: int | None, gpus: str | None, per_gpu: int) -> Any:
+def _run_parallel(
+    spec: Any, opts: Any, workers: int | None, gpus: str | None, per_gpu: int, threads: int | None
+) -> Any:
     """Plan and launch the worker processes."""
     import os
 
     from hpsearch.workers import parse_gpus, plan_workers, run_parallel
 
-    plans = plan_workers(workers, parse_gpus(gpus), per_gpu, os.cpu_count() or 1)
+    plans = plan_workers(workers, parse_gpus(gpus), per_gpu, os.cpu_count() or 1, threads)
     return run_parallel(spec, opts, plans)
 
 

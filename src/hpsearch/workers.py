@@ -61,11 +61,17 @@ def parse_gpus(value: str | None) -> list[int] | None:
 
 
 def plan_workers(
-    workers: int | None, gpus: list[int] | None, per_gpu: int, cpus: int
+    workers: int | None,
+    gpus: list[int] | None,
+    per_gpu: int,
+    cpus: int,
+    threads: int | None = None,
 ) -> list[WorkerPlan]:
-    """Worker i gets GPU gpus[i // per_gpu], or an equal share of the CPU cores."""
+    """Worker i gets GPU gpus[i // per_gpu], and `threads` or an equal share of the CPU cores."""
     if per_gpu < 1:
         raise UsageError(f"--workers-per-gpu must be ≥ 1 but got {per_gpu}")
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be ≥ 1 but got {threads}")
     if gpus:
         slots = [g for g in gpus for _ in range(per_gpu)]
         count = workers or len(slots)
@@ -74,12 +80,12 @@ def plan_workers(
                 f"--workers {count} but only {len(slots)} GPU slots ({len(gpus)} GPUs x "
                 f"{per_gpu} per GPU); raise --workers-per-gpu or lower --workers"
             )
-        threads = max(1, cpus // count)
-        return [WorkerPlan(i, "cuda", threads, slots[i]) for i in range(count)]
+        share = threads or max(1, cpus // count)
+        return [WorkerPlan(i, "cuda", share, slots[i]) for i in range(count)]
     count = workers or 1
     if count < 1:
         raise UsageError(f"--workers must be ≥ 1 but got {count}")
-    return [WorkerPlan(i, "cpu", max(1, cpus // count)) for i in range(count)]
+    return [WorkerPlan(i, "cpu", threads or max(1, cpus // count)) for i in range(count)]
 
 
 def worker_command(spec: StudySpec, opts: RunOptions, plan: WorkerPlan, target: int) -> list[str]:
