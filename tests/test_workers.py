@@ -211,6 +211,30 @@ def test_ctrl_c_stops_all_workers(tmp_path: Path) -> None:
     assert any(t.state.name == "FAIL" for t in trials)
 
 
+def test_ctrl_c_to_a_worker_reads_as_an_interrupt(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ctrlc.db'}"
+    path = study_file(tmp_path, epochs=30)
+    proc = hpsearch(
+        "run",
+        "--study",
+        str(path),
+        "--trials",
+        "3",
+        "--workers",
+        "1",
+        "--device",
+        "cpu",
+        storage=url,
+    )
+    running = wait_for_running(url)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    os.kill(int(children[0]), signal.SIGINT)  # the worker only, not the run that watches it
+    out = finish(proc, timeout=120)
+    assert proc.returncode == 130, out
+    assert "re-run the same command to resume" in out and "fix it" not in out
+    assert trials_of(url)[running.number].state.name == "FAIL"
+
+
 def test_postgres_restart_mid_study(tmp_path: Path) -> None:
     url = postgres_url()
     pg_ctl, pg_data = os.environ.get("HPSEARCH_TEST_PGCTL"), os.environ.get("HPSEARCH_TEST_PGDATA")

@@ -60,6 +60,9 @@ def parse_gpus(value: str | None) -> list[int] | None:
     return gpus
 
 
+INTERRUPTED = 130  # a worker's exit status after Ctrl-C (the CLI's `interrupted`)
+
+
 def plan_workers(
     workers: int | None,
     gpus: list[int] | None,
@@ -121,6 +124,8 @@ def run_parallel(spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan]) -> 
         _stop(procs)
         raise
     failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
+    if failed and all(code == INTERRUPTED for _, code in failed):
+        raise KeyboardInterrupt  # a worker's Ctrl-C: nothing to fix, the run was interrupted
     if failed:
         codes = ", ".join(f"worker {i} exited with {code}" for i, code in failed)
         raise HPSearchError(f"{codes}; see its message above, fix it and re-run to resume")
