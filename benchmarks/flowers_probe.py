@@ -20,9 +20,9 @@ from pathlib import Path
 import torch
 
 from hpsearch.data import Splits, image_splits
-from hpsearch.objectives.flowers import augment_batch, build_cnn
+from hpsearch.objectives.flowers import FlipAveraged, augment_batch, build_cnn
 from hpsearch.spec import load_spec
-from hpsearch.train import EpochStats, FitConfig, fit, make_optimizer
+from hpsearch.train import EpochStats, FitConfig, evaluate, fit, make_optimizer
 
 
 def main() -> None:
@@ -73,16 +73,12 @@ def main() -> None:
     print(f"total {time.perf_counter() - started:.0f} s")
 
 
-def flip_accuracy(model: torch.nn.Module, splits: Splits) -> float:
-    """Validation accuracy when logits are averaged over the image and its mirror."""
-    model.eval()
-    with torch.inference_mode():
-        x = splits.x_valid
-        logits = model(x) + model(x.flip(3))
-    return float((logits.argmax(1) == splits.y_valid).float().mean())
+def flip_accuracy(model: torch.nn.Sequential, splits: Splits) -> float:
+    """Validation accuracy with model.flip_average on: the same layers, scored as a study is."""
+    return evaluate(FlipAveraged(*model), splits.x_valid, splits.y_valid)[1]
 
 
-def show(model: torch.nn.Module, splits: Splits, stats: EpochStats) -> None:
+def show(model: torch.nn.Sequential, splits: Splits, stats: EpochStats) -> None:
     """One line per epoch."""
     print(
         f"epoch {stats.epoch}: train loss {stats.train_loss:.3f}, valid loss "
