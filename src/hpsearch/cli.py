@@ -10,7 +10,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
-from hpsearch.errors import HPSearchError
+from hpsearch.errors import INTERRUPTED_EXIT, HPSearchError
 from hpsearch.storage import DEFAULT_STORAGE
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -151,7 +151,7 @@ def interrupted() -> NoReturn:
         "re-run the same command to resume",
         err=True,
     )
-    sys.exit(130)
+    sys.exit(INTERRUPTED_EXIT)
 
 
 @main.command()
@@ -198,21 +198,19 @@ def run(
         if workers is None and gpus is None:
             summary = run_study(spec, opts)
         else:
-            summary = _run_parallel(spec, opts, workers, gpus, workers_per_gpu, kwargs["threads"])
+            summary = _run_parallel(spec, opts, workers, gpus, workers_per_gpu)
     except KeyboardInterrupt:
         interrupted()
     click.echo("\n".join(describe_run(summary, spec.training.metric)))
 
 
-def _run_parallel(
-    spec: Any, opts: Any, workers: int | None, gpus: str | None, per_gpu: int, threads: int | None
-) -> Any:
+def _run_parallel(spec: Any, opts: Any, workers: int | None, gpus: str | None, per_gpu: int) -> Any:
     """Plan and launch the worker processes."""
     import os
 
     from hpsearch.workers import parse_gpus, plan_workers, run_parallel
 
-    plans = plan_workers(workers, parse_gpus(gpus), per_gpu, os.cpu_count() or 1, threads)
+    plans = plan_workers(workers, parse_gpus(gpus), per_gpu, os.cpu_count() or 1, opts.threads)
     return run_parallel(spec, opts, plans)
 
 

@@ -1,5 +1,7 @@
 """Errors the library raises; the CLI turns each into one line and a non-zero exit."""
 
+INTERRUPTED_EXIT = 130  # the exit status after Ctrl-C, of `run` and of each worker it starts
+
 
 class HPSearchError(Exception):
     """Base of every error a user can fix; its message names the problem and the fix."""

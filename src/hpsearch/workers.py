@@ -15,7 +15,7 @@ import sys
 import time
 from dataclasses import dataclass
 
-from hpsearch.errors import HPSearchError, UsageError
+from hpsearch.errors import INTERRUPTED_EXIT, HPSearchError, UsageError
 from hpsearch.search import (
     RunOptions,
     RunSummary,
@@ -58,9 +58,6 @@ def parse_gpus(value: str | None) -> list[int] | None:
     if not gpus or min(gpus) < 0:
         raise UsageError(f"--gpus must be 'all' or indices like 0,1 but got '{value}'")
     return gpus
-
-
-INTERRUPTED = 130  # a worker's exit status after Ctrl-C (the CLI's `interrupted`)
 
 
 def plan_workers(
@@ -124,7 +121,7 @@ def run_parallel(spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan]) -> 
         _stop(procs)
         raise
     failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
-    if failed and all(code == INTERRUPTED for _, code in failed):
+    if failed and all(code == INTERRUPTED_EXIT for _, code in failed):
         raise KeyboardInterrupt  # a worker's Ctrl-C: nothing to fix, the run was interrupted
     if failed:
         codes = ", ".join(f"worker {i} exited with {code}" for i, code in failed)
