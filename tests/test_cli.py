@@ -194,6 +194,17 @@ def test_non_positive_trials(cli: Cli, stored: tuple[Path, str], trials: str) ->
     assert snapshot(url, "tiny") == before
 
 
+@pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
+def test_non_positive_threads(cli: Cli, stored: tuple[Path, str], workers: list[str]) -> None:
+    path, url = stored
+    before = snapshot(url, "tiny")
+    result = cli(
+        "run", "--study", str(path), "--trials", "4", "--storage", url, "--threads", "0", *workers
+    )
+    assert_one_line_error(result, "--threads must be ≥ 1 but got 0")
+    assert snapshot(url, "tiny") == before
+
+
 @pytest.mark.parametrize(
     ("url", "fragments"),
     [

@@ -276,8 +276,6 @@ def test_plan_workers_shares_cpus_and_pins_gpus() -> None:
         plan_workers(3, [0, 1], 1, cpus=4)
     assert [p.threads for p in plan_workers(1, None, 1, cpus=8, threads=1)] == [1]
     assert [p.threads for p in plan_workers(None, [0], 2, cpus=8, threads=3)] == [3, 3]
-    with pytest.raises(UsageError, match="--threads must be ≥ 1 but got 0"):
-        plan_workers(2, None, 1, cpus=8, threads=0)
     assert parse_gpus("0,2") == [0, 2]
     with pytest.raises(UsageError, match="indices like 0,1"):
         parse_gpus("first")

@@ -205,11 +205,13 @@ def run(
 
 
 def _run_parallel(spec: Any, opts: Any, workers: int | None, gpus: str | None, per_gpu: int) -> Any:
-    """Plan and launch the worker processes."""
+    """Check the options, then plan and launch the worker processes."""
     import os
 
+    from hpsearch.search import check_options
     from hpsearch.workers import parse_gpus, plan_workers, run_parallel
 
+    check_options(opts)  # before planning, which reads --threads
     plans = plan_workers(workers, parse_gpus(gpus), per_gpu, os.cpu_count() or 1, opts.threads)
     return run_parallel(spec, opts, plans)
 

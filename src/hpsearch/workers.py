@@ -70,8 +70,6 @@ def plan_workers(
     """Worker i gets GPU gpus[i // per_gpu], and `threads` or an equal share of the CPU cores."""
     if per_gpu < 1:
         raise UsageError(f"--workers-per-gpu must be ≥ 1 but got {per_gpu}")
-    if threads is not None and threads < 1:
-        raise UsageError(f"--threads must be ≥ 1 but got {threads}")
     if gpus:
         slots = [g for g in gpus for _ in range(per_gpu)]
         count = workers or len(slots)
