@@ -36,6 +36,8 @@ def main() -> None:
     parser.add_argument("--zoom", type=float, default=0.0, help="augmentation zoom-in")
     parser.add_argument("--jitter", type=float, default=0.0, help="colour jitter strength")
     parser.add_argument("--smoothing", type=float, default=0.0, help="label smoothing")
+    parser.add_argument("--mixup", type=float, default=0.0, help="mixup Beta alpha")
+    parser.add_argument("--cutmix", type=float, default=0.0, help="cutmix Beta alpha")
     parser.add_argument("--seed", type=int, default=0, help="init and batch-order seed")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--bn", type=int, default=1)
@@ -62,7 +64,15 @@ def main() -> None:
     print(f"{params} parameters, {torch.get_num_threads()} threads", flush=True)
     optimizer = make_optimizer(args.optimizer, model.parameters(), args.lr, args.wd, 0.9)
     cfg = FitConfig(
-        args.epochs, args.batch, args.patience, args.seed, 0.0, args.schedule, args.smoothing
+        args.epochs,
+        args.batch,
+        args.patience,
+        args.seed,
+        0.0,
+        args.schedule,
+        args.smoothing,
+        args.mixup,
+        args.cutmix,
     )
     started = time.perf_counter()
     augment = (

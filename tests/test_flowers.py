@@ -209,6 +209,25 @@ def test_colour_jitter_varies_each_images_colour_not_its_layout() -> None:
     assert torch.equal(augment_batch(flat, jitter=0.0), plain)  # no extra draw when off
 
 
+@pytest.mark.parametrize("option", ["mixup", "cutmix"])
+def test_mixing_raises_the_training_loss_and_leaves_validation_plain(
+    mnist_dir: Path, option: str
+) -> None:
+    splits = image_splits(SMALL, mnist_dir, torch.device("cpu"))
+    losses, scored = [], []
+    for alpha in (0.0, 1.0):
+        torch.manual_seed(0)
+        model = build_cnn((6, 12, 24), 5, batch_norm=True, dropout=0.0, noise_std=0.0)
+        model.register_forward_pre_hook(
+            lambda m, args: None if m.training else scored.append(args[0].clone())
+        )
+        optimizer = make_optimizer("adam", model.parameters(), 3e-3, 0.0, 0.9)
+        cfg = FitConfig(20, 32, 100, seed=0, **{option: alpha})
+        losses.append(fit(model, optimizer, splits, cfg, lambda s: None).history[-1].train_loss)
+    assert losses[1] > losses[0] + 0.15  # blended targets: a higher floor (about +0.3)
+    assert len(scored) == 40 and all(torch.equal(x, splits.x_valid) for x in scored)
+
+
 def test_augment_changes_batches_only_while_training(mnist_dir: Path) -> None:
     torch.manual_seed(0)
     x = torch.randn(64, 3, 32, 32)

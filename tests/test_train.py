@@ -11,7 +11,15 @@ from hpsearch.data import mnist_splits
 from hpsearch.errors import UsageError
 from hpsearch.objectives.mnist import build_mlp
 from hpsearch.spec import DataSpec
-from hpsearch.train import EpochStats, FitConfig, evaluate, fit, make_optimizer, resolve_device
+from hpsearch.train import (
+    EpochStats,
+    FitConfig,
+    evaluate,
+    fit,
+    make_optimizer,
+    mix_batch,
+    resolve_device,
+)
 
 
 def test_blocks_follow_the_classic_layout() -> None:
@@ -107,6 +115,30 @@ def test_label_smoothing_changes_training_not_validation_loss(mnist_dir: Path) -
     assert results[1].train_loss > results[0].train_loss + 0.1  # smoothed targets: higher floor
     assert results[1].valid_loss != results[0].valid_loss
     assert results[1].valid_loss < results[0].valid_loss + 0.3  # still plain cross-entropy
+
+
+def test_mixup_blends_every_image_with_one_partner_by_the_returned_weight() -> None:
+    torch.manual_seed(0)
+    x = torch.rand(8, 3, 6, 6)
+    mixed, partner, lam = mix_batch(x, FitConfig(1, 8, 1, seed=0, mixup=0.4))
+    assert 0.0 <= lam <= 1.0
+    torch.testing.assert_close(mixed, lam * x + (1 - lam) * x[partner])
+    assert sorted(partner.tolist()) == list(range(8))
+
+
+def test_cutmix_pastes_one_box_and_weighs_by_its_area() -> None:
+    torch.manual_seed(1)
+    x = torch.arange(4 * 1 * 10 * 10, dtype=torch.float32).reshape(4, 1, 10, 10)
+    mixed, partner, lam = mix_batch(x, FitConfig(1, 4, 1, seed=0, cutmix=1.0))
+    from_partner = (mixed != x).float()
+    assert torch.equal(mixed, torch.where(from_partner.bool(), x[partner], x))
+    pasted = from_partner[partner != torch.arange(4)].mean(dim=(1, 2, 3))
+    assert torch.allclose(pasted, torch.full_like(pasted, 1 - lam))
+
+
+def test_cutmix_refuses_flat_inputs_and_names_mixup() -> None:
+    with pytest.raises(UsageError, match=r"cutmix needs image batches.*use mixup"):
+        mix_batch(torch.rand(8, 784), FitConfig(1, 8, 1, seed=0, cutmix=1.0))
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"])

@@ -46,6 +46,8 @@ class FitConfig:
     l1: float = 0.0
     schedule: str = "constant"  # or "cosine": the lr follows a half cosine to 0 over max_epochs
     label_smoothing: float = 0.0  # training loss only; validation loss stays plain cross-entropy
+    mixup: float = 0.0  # Beta(a, a) for blending each batch with a shuffled copy; 0: off
+    cutmix: float = 0.0  # Beta(a, a) for pasting a box from a shuffled copy; 0: off
 
 
 @dataclass(frozen=True)
@@ -155,7 +157,6 @@ def train_epoch(
 ) -> float:
     """One pass over the shuffled train split; returns the mean training loss."""
     import torch
-    import torch.nn.functional as F
 
     model.train()
     n = len(splits.x_train)
@@ -166,7 +167,7 @@ def train_epoch(
         xb, yb = splits.x_train[idx], splits.y_train[idx]
         if augment is not None:
             xb = augment(xb)
-        loss = F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
+        loss = batch_loss(model, xb, yb, cfg)
         total += loss.detach() * len(idx)
         if cfg.l1 > 0:
             loss = loss + cfg.l1 * l1_penalty(model)
@@ -174,6 +175,46 @@ def train_epoch(
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
     return float(total.item()) / n
+
+
+def batch_loss(
+    model: nn.Module, xb: torch.Tensor, yb: torch.Tensor, cfg: FitConfig
+) -> torch.Tensor:
+    """Cross-entropy, on a mixed batch when mixup or cutmix is on (blended targets)."""
+    import torch.nn.functional as F
+
+    if not (cfg.mixup or cfg.cutmix):  # no draw when off, so earlier runs repeat bit-identically
+        return F.cross_entropy(model(xb), yb, label_smoothing=cfg.label_smoothing)
+    xb, partner, lam = mix_batch(xb, cfg)
+    logits = model(xb)
+    own = F.cross_entropy(logits, yb, label_smoothing=cfg.label_smoothing)
+    other = F.cross_entropy(logits, yb[partner], label_smoothing=cfg.label_smoothing)
+    return lam * own + (1 - lam) * other
+
+
+def mix_batch(xb: torch.Tensor, cfg: FitConfig) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """Blend (mixup) or paste a box into (cutmix) each image from a shuffled partner."""
+    import torch
+
+    alpha = cfg.cutmix or cfg.mixup
+    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    partner = torch.randperm(len(xb), device=xb.device)
+    if cfg.mixup:
+        return lam * xb + (1 - lam) * xb[partner], partner, lam
+    if xb.dim() != 4:
+        raise UsageError(
+            f"cutmix needs image batches (N, C, H, W) but got shape {tuple(xb.shape)}; "
+            "use mixup for flat inputs"
+        )
+    h, w = xb.shape[-2:]
+    cut_h, cut_w = round(h * math.sqrt(1 - lam)), round(w * math.sqrt(1 - lam))
+    top = int(torch.randint(0, h - cut_h + 1, ()))
+    left = int(torch.randint(0, w - cut_w + 1, ()))
+    mixed = xb.clone()
+    mixed[..., top : top + cut_h, left : left + cut_w] = xb[partner][
+        ..., top : top + cut_h, left : left + cut_w
+    ]
+    return mixed, partner, 1 - cut_h * cut_w / (h * w)
 
 
 def fit(
