@@ -38,6 +38,8 @@ def main() -> None:
     parser.add_argument("--smoothing", type=float, default=0.0, help="label smoothing")
     parser.add_argument("--mixup", type=float, default=0.0, help="mixup Beta alpha")
     parser.add_argument("--cutmix", type=float, default=0.0, help="cutmix Beta alpha")
+    parser.add_argument("--residual", type=int, default=0, help="residual blocks")
+    parser.add_argument("--stem-stride", type=int, default=1, help="stride of the first conv")
     parser.add_argument("--seed", type=int, default=0, help="init and batch-order seed")
     parser.add_argument("--size", type=int, default=64)
     parser.add_argument("--bn", type=int, default=1)
@@ -58,7 +60,14 @@ def main() -> None:
     torch.manual_seed(args.seed)
     channels = tuple(int(c) for c in args.channels.split(","))
     model = build_cnn(
-        channels, len(splits.classes), bool(args.bn), args.dropout, args.noise, args.convs
+        channels,
+        len(splits.classes),
+        bool(args.bn),
+        args.dropout,
+        args.noise,
+        args.convs,
+        residual=bool(args.residual),
+        stem_stride=args.stem_stride,
     )
     params = sum(p.numel() for p in model.parameters())
     print(f"{params} parameters, {torch.get_num_threads()} threads", flush=True)

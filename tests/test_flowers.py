@@ -13,7 +13,13 @@ from click.testing import Result
 
 from hpsearch.data import cache_dir, image_splits, load_image_set, scan_image_folder
 from hpsearch.errors import DataError
-from hpsearch.objectives.flowers import GaussianNoise, augment_batch, build_cnn, colour_jitter
+from hpsearch.objectives.flowers import (
+    GaussianNoise,
+    ResidualBlock,
+    augment_batch,
+    build_cnn,
+    colour_jitter,
+)
 from hpsearch.spec import DataSpec
 from hpsearch.train import FitConfig, fit, make_optimizer
 
@@ -133,6 +139,32 @@ def test_two_convs_per_block_before_each_pool() -> None:
     widths = [(m.in_channels, m.out_channels) for m in model if isinstance(m, torch.nn.Conv2d)]
     assert widths == [(3, 6), (6, 6), (6, 12), (12, 12), (12, 24), (24, 24)]
     assert model(torch.randn(4, 3, 32, 32)).shape == (4, 5)
+
+
+def test_residual_blocks_add_the_projected_input_to_the_convs() -> None:
+    model = build_cnn((6, 12), 5, True, 0.0, 0.1, convs_per_block=2, residual=True).eval()
+    blocks = [m for m in model if isinstance(m, ResidualBlock)]
+    assert len(blocks) == 2 and model(torch.randn(4, 3, 32, 32)).shape == (4, 5)
+    block = blocks[0]
+    kinds = [type(m).__name__ for m in block.body]
+    assert kinds == ["Conv2d", "BatchNorm2d", "ReLU", "GaussianNoise", "Conv2d", "BatchNorm2d"]
+    x = torch.randn(4, 3, 16, 16)
+    expected = torch.relu(block.body(x) + block.shortcut(x))
+    assert torch.allclose(block(x), expected, atol=1e-6)  # noise is off in eval
+    torch.nn.init.zeros_(block.body[-1].weight)  # silence the convs: only the skip path is left
+    assert torch.allclose(block(x), torch.relu(block.shortcut(x)), atol=1e-6)
+    same = ResidualBlock(6, 6, False, 0.0, 2, 1)
+    assert isinstance(same.shortcut, torch.nn.Identity)  # no projection when shapes match
+
+
+def test_stem_stride_halves_the_first_convs_output() -> None:
+    model = build_cnn((6, 12, 24), 5, True, 0.0, 0.0, convs_per_block=2, stem_stride=2)
+    strides = [m.stride for m in model if isinstance(m, torch.nn.Conv2d)]
+    assert strides == [(2, 2)] + [(1, 1)] * 5
+    seen: list[tuple[int, ...]] = []
+    model[1].register_forward_hook(lambda m, args, out: seen.append(tuple(out.shape)))
+    assert model(torch.randn(2, 3, 64, 64)).shape == (2, 5)
+    assert seen == [(2, 6, 32, 32)]
 
 
 @pytest.mark.parametrize(

@@ -83,14 +83,21 @@ def build_cnn(
     noise_std: float,
     convs_per_block: int = 1,
     flip_average: bool = False,
+    residual: bool = False,
+    stem_stride: int = 1,
 ) -> nn.Sequential:
     """convs_per_block conv units, then max-pool per block; the last block average-pools."""
     layers: list[nn.Module] = [ChannelsLast()]
     width = 3
     for i, out in enumerate(channels):
-        for _ in range(convs_per_block):
-            layers += conv_unit(width, out, batch_norm, noise_std)
-            width = out
+        stride = stem_stride if i == 0 else 1
+        if residual:
+            layers.append(ResidualBlock(width, out, batch_norm, noise_std, convs_per_block, stride))
+        else:
+            for j in range(convs_per_block):
+                layers += conv_unit(width, out, batch_norm, noise_std, stride if j == 0 else 1)
+                width = out
+        width = out
         last = i == len(channels) - 1
         layers.append(nn.AdaptiveAvgPool2d(1) if last else nn.MaxPool2d(2))
     layers += [nn.Flatten(), nn.Dropout(dropout), nn.Linear(width, n_classes)]
@@ -104,15 +111,52 @@ def build_cnn(
     return model
 
 
-def conv_unit(width: int, out: int, batch_norm: bool, noise_std: float) -> list[nn.Module]:
+def conv_unit(
+    width: int, out: int, batch_norm: bool, noise_std: float, stride: int = 1, relu: bool = True
+) -> list[nn.Module]:
     """One conv3x3 → [BN] → ReLU → [noise]; BN makes the conv's bias redundant."""
-    layers: list[nn.Module] = [nn.Conv2d(width, out, 3, padding=1, bias=not batch_norm)]
+    layers: list[nn.Module] = [
+        nn.Conv2d(width, out, 3, stride=stride, padding=1, bias=not batch_norm)
+    ]
     if batch_norm:
         layers.append(nn.BatchNorm2d(out))
-    layers.append(nn.ReLU())
-    if noise_std > 0:
-        layers.append(GaussianNoise(noise_std))
+    if relu:
+        layers.append(nn.ReLU())
+        if noise_std > 0:
+            layers.append(GaussianNoise(noise_std))
     return layers
+
+
+class ResidualBlock(nn.Module):
+    """ReLU(convs(x) + shortcut(x)), then noise: the skip path eases training deeper stacks."""
+
+    def __init__(
+        self, width: int, out: int, batch_norm: bool, noise_std: float, convs: int, stride: int
+    ) -> None:
+        super().__init__()
+        body: list[nn.Module] = []
+        for j in range(convs):
+            last = j == convs - 1
+            first = j == 0
+            body += conv_unit(
+                width if first else out,
+                out,
+                batch_norm,
+                noise_std,
+                stride if first else 1,
+                not last,
+            )
+        self.body = nn.Sequential(*body)
+        self.shortcut: nn.Sequential | nn.Identity = nn.Identity()
+        if width != out or stride != 1:
+            short = [nn.Conv2d(width, out, 1, stride=stride, bias=not batch_norm)]
+            self.shortcut = nn.Sequential(*short, *([nn.BatchNorm2d(out)] if batch_norm else []))
+        self.after = nn.Sequential(nn.ReLU(), *([GaussianNoise(noise_std)] if noise_std else []))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The convs' output plus the (projected) input."""
+        out: torch.Tensor = self.after(self.body(x) + self.shortcut(x))
+        return out
 
 
 def augment_batch(x: torch.Tensor, zoom: float = 0.0, jitter: float = 0.0) -> torch.Tensor:
