@@ -273,9 +273,13 @@ def test_cli_narrowing_study_and_ranges_table(
     table = cli("ranges", "--study", str(study), "--storage", storage_url)
     assert table.exit_code == 0, table.output
     lines = table.output.splitlines()
-    assert lines[0].split() == ["round", "trials", "best", "lr", "batch_norm"]
-    assert [line.split()[:2] for line in lines[1:4]] == [["0", "3"], ["1", "3"], ["2", "3"]]
-    assert lines[1].split()[3] == "0.0001..0.1"
+    assert lines[0].split() == ["round", "trials", "completed", "best", "lr", "batch_norm"]
+    assert [line.split()[:3] for line in lines[1:4]] == [
+        ["0", "3", "3"],
+        ["1", "3", "3"],
+        ["2", "3", "3"],
+    ]
+    assert lines[1].split()[4] == "0.0001..0.1"
     # Resuming with a larger total keeps the recorded round length.
     more = cli("run", "--study", str(study), "--trials", "12", "--storage", storage_url)
     assert more.exit_code == 0, more.output

@@ -192,3 +192,39 @@ def test_flowers_report_names_the_classes(
     record = study.user_attrs["test_results"][str(study.best_trial.number)]
     assert record["classes"] == ["daisy", "dandelion", "rose", "sunflower", "tulip"]
     assert sum(map(sum, record["confusion"])) == 30  # 15% of 40 images per class
+
+
+def test_ranges_table_says_how_many_completed_behind_each_best() -> None:
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import FrozenTrial, TrialState, create_trial
+
+    from hpsearch.report import ranges_table
+
+    def made(state: TrialState, value: float | None, step_value: float, rnd: int) -> FrozenTrial:
+        return create_trial(
+            state=state,
+            value=value,
+            params={"lr": 0.01},
+            distributions={"lr": FloatDistribution(1e-3, 0.1, log=True)},
+            intermediate_values={1: step_value},
+            user_attrs={
+                "narrowing_round": rnd,
+                "narrowing_ranges": {"lr": {"low": 1e-3, "high": 0.1}},
+            },
+        )
+
+    trials = [
+        made(TrialState.COMPLETE, 0.7, 0.7, 0),
+        made(TrialState.COMPLETE, 0.6, 0.6, 0),
+        made(TrialState.COMPLETE, 0.18, 0.18, 1),  # diverged; the others were pruned
+        made(TrialState.PRUNED, None, 0.65, 1),
+        made(TrialState.PRUNED, None, 0.64, 1),
+        made(TrialState.PRUNED, None, 0.5, 2),
+    ]
+    rows = [line.split() for line in ranges_table(trials, maximize=True)]
+    assert rows[0][:4] == ["round", "trials", "completed", "best"]
+    assert [row[:4] for row in rows[1:]] == [
+        ["0", "2", "2", "0.7000"],
+        ["1", "3", "1", "0.1800"],
+        ["2", "1", "0", "-"],
+    ]

@@ -68,7 +68,11 @@ def format_range(record: dict[str, Any]) -> str:
 
 
 def ranges_table(trials: list[FrozenTrial], maximize: bool) -> list[str]:
-    """One row per narrowing round: each parameter's range, trial count, best value; then notes."""
+    """One row per narrowing round: ranges, trials, how many completed, their best; then notes.
+
+    The completed count says what "best" stands on: a round whose trials were mostly pruned can
+    show a poor best from its one completed (perhaps diverged) trial.
+    """
     rounds: dict[int, list[FrozenTrial]] = {}
     for trial in trials:
         if "narrowing_round" in trial.user_attrs:
@@ -76,7 +80,7 @@ def ranges_table(trials: list[FrozenTrial], maximize: bool) -> list[str]:
     if not rounds:
         return []
     names = list(rounds[min(rounds)][0].user_attrs["narrowing_ranges"])
-    header = ["round", "trials", "best", *names]
+    header = ["round", "trials", "completed", "best", *names]
     rows = [header]
     notes: list[str] = []
     for number in sorted(rounds):
@@ -88,6 +92,7 @@ def ranges_table(trials: list[FrozenTrial], maximize: bool) -> list[str]:
             [
                 str(number),
                 str(len(members)),
+                str(len(values)),
                 "-" if best is None else f"{best:.4f}",
                 *(format_range(ranges[n]) if n in ranges else "-" for n in names),
             ]
