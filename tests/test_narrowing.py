@@ -122,16 +122,25 @@ def test_pruned_and_failed_trials(tmp_path: Path) -> None:
     assert rounds[max(rounds)]["lr"]["low"] <= OPT_LR <= rounds[max(rounds)]["lr"]["high"]
 
 
-def test_pruned_rank_below_completed() -> None:
+def test_completed_and_pruned_trials_share_one_ranking() -> None:
     from optuna.trial import TrialState, create_trial
 
     from hpsearch.samplers.narrowing import rank
 
-    done = create_trial(value=0.1, state=TrialState.COMPLETE)
-    cut = create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.9})
+    good = create_trial(value=0.75, state=TrialState.COMPLETE, intermediate_values={30: 0.75})
+    diverged = create_trial(value=0.18, state=TrialState.COMPLETE, intermediate_values={1: 0.18})
+    learning = create_trial(state=TrialState.PRUNED, intermediate_values={8: 0.6, 9: 0.65})
+    stuck = create_trial(state=TrialState.PRUNED, intermediate_values={9: 0.1})
+    silent = create_trial(state=TrialState.PRUNED)
     failed = create_trial(state=TrialState.FAIL)
-    ranked, n_complete = rank([cut, failed, done], maximize=True)
-    assert ranked == [done, cut] and n_complete == 1
+    trials = [silent, stuck, failed, diverged, learning, good]
+    ranked, n_complete = rank(trials, maximize=True)
+    assert ranked == [good, learning, diverged, stuck, silent] and n_complete == 2
+    losses = [
+        create_trial(value=0.9, state=TrialState.COMPLETE),
+        create_trial(state=TrialState.PRUNED, intermediate_values={3: 0.5}),
+    ]
+    assert rank(losses, maximize=False)[0] == losses[::-1]  # lower loss first
 
 
 @pytest.mark.parametrize(

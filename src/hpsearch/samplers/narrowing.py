@@ -2,7 +2,8 @@
 
 Round r of a study holds trials r*T .. r*T+T-1 (T = trials per round), so a trial's round follows
 from its number alone. Round 0 samples the study file's ranges. Round r's ranges are the box
-spanned by the best trials of rounds 0..r-1 (in log space for log-scaled parameters), widened by
+spanned by the best finished trials of rounds 0..r-1 (completed ones by value, pruned ones by
+their last report, in one ranking; in log space for log-scaled parameters), widened by
 a margin, kept inside round r-1's ranges, and never narrower than a minimum width. Categorical
 parameters keep the choices seen among the best, and those not yet tried `drop_after` times
 by finished (completed or pruned) trials inside the new numeric ranges. The ranges are a pure
@@ -188,20 +189,33 @@ def _as_record(rng: ParamRange) -> dict[str, Any]:
 
 
 def rank(trials: Sequence[FrozenTrial], maximize: bool) -> tuple[list[FrozenTrial], int]:
-    """Completed trials best first, then pruned ones by their last report; failed ones dropped."""
+    """Finished trials best first (completed by value, pruned by last report); failed dropped.
+
+    One ordering for both kinds: a pruned trial's last report comes from an earlier epoch, so it
+    already understates the trial. Ranking every completed trial above every pruned one let a
+    run that diverged (stopped at chance after one epoch) into the best whenever most trials
+    were pruned, and kept its learning rate and choices in the next round's ranges.
+    """
     sign = -1.0 if maximize else 1.0
     complete = completed_best_first(trials, maximize)
-    pruned = sorted(
-        (t for t in trials if t.state == TrialState.PRUNED),
-        key=lambda t: (not t.intermediate_values, sign * _last_report(t), t.number),
+    scored = [(float(t.value or 0.0), t) for t in complete]
+    scored += [
+        (_last_report(t), t)
+        for t in trials
+        if t.state == TrialState.PRUNED and t.intermediate_values
+    ]
+    silent = sorted(
+        (t for t in trials if t.state == TrialState.PRUNED and not t.intermediate_values),
+        key=lambda t: t.number,
     )
-    return complete + pruned, len(complete)
+    scored.sort(key=lambda p: (not math.isfinite(p[0]), sign * p[0], p[1].number))
+    return [t for _, t in scored] + silent, len(complete)
 
 
 def _last_report(trial: FrozenTrial) -> float:
-    """The last intermediate value a pruned trial reported (0 when it reported none)."""
+    """The last intermediate value a pruned trial reported."""
     values = trial.intermediate_values
-    return float(values[max(values)]) if values else 0.0
+    return float(values[max(values)])
 
 
 def next_round(
