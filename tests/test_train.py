@@ -136,9 +136,11 @@ def test_cutmix_pastes_one_box_and_weighs_by_its_area() -> None:
     assert torch.allclose(pasted, torch.full_like(pasted, 1 - lam))
 
 
-def test_cutmix_refuses_flat_inputs_and_names_mixup() -> None:
+def test_cutmix_refuses_flat_inputs_and_mixing_twice() -> None:
     with pytest.raises(UsageError, match=r"cutmix needs image batches.*use mixup"):
         mix_batch(torch.rand(8, 784), FitConfig(1, 8, 1, seed=0, cutmix=1.0))
+    with pytest.raises(UsageError, match="mixup and cutmix are both set; choose one"):
+        mix_batch(torch.rand(8, 3, 4, 4), FitConfig(1, 8, 1, seed=0, mixup=0.2, cutmix=1.0))
 
 
 @pytest.mark.parametrize("name", ["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"])

@@ -196,7 +196,9 @@ def mix_batch(xb: torch.Tensor, cfg: FitConfig) -> tuple[torch.Tensor, torch.Ten
     """Blend (mixup) or paste a box into (cutmix) each image from a shuffled partner."""
     import torch
 
-    alpha = cfg.cutmix or cfg.mixup
+    if cfg.mixup and cfg.cutmix:
+        raise UsageError("mixup and cutmix are both set; choose one of them")
+    alpha = cfg.mixup or cfg.cutmix
     lam = float(torch.distributions.Beta(alpha, alpha).sample())
     partner = torch.randperm(len(xb), device=xb.device)
     if cfg.mixup:
