@@ -94,9 +94,7 @@ def build_cnn(
         if residual:
             layers.append(ResidualBlock(width, out, batch_norm, noise_std, convs_per_block, stride))
         else:
-            for j in range(convs_per_block):
-                layers += conv_unit(width, out, batch_norm, noise_std, stride if j == 0 else 1)
-                width = out
+            layers += conv_chain(width, out, batch_norm, noise_std, convs_per_block, stride)
         width = out
         last = i == len(channels) - 1
         layers.append(nn.AdaptiveAvgPool2d(1) if last else nn.MaxPool2d(2))
@@ -111,6 +109,30 @@ def build_cnn(
     return model
 
 
+def conv_chain(
+    width: int,
+    out: int,
+    batch_norm: bool,
+    noise_std: float,
+    convs: int,
+    stride: int = 1,
+    activate_last: bool = True,
+) -> list[nn.Module]:
+    """`convs` conv units from width to out channels; only the first one strides."""
+    layers: list[nn.Module] = []
+    for j in range(convs):
+        last = j == convs - 1
+        layers += conv_unit(
+            out if j else width,
+            out,
+            batch_norm,
+            noise_std,
+            1 if j else stride,
+            activate_last or not last,
+        )
+    return layers
+
+
 def conv_unit(
     width: int, out: int, batch_norm: bool, noise_std: float, stride: int = 1, relu: bool = True
 ) -> list[nn.Module]:
@@ -120,11 +142,12 @@ def conv_unit(
     ]
     if batch_norm:
         layers.append(nn.BatchNorm2d(out))
-    if relu:
-        layers.append(nn.ReLU())
-        if noise_std > 0:
-            layers.append(GaussianNoise(noise_std))
-    return layers
+    return layers + (activation(noise_std) if relu else [])
+
+
+def activation(noise_std: float) -> list[nn.Module]:
+    """ReLU, then Gaussian noise when its std is positive."""
+    return [nn.ReLU(), *([GaussianNoise(noise_std)] if noise_std > 0 else [])]
 
 
 class ResidualBlock(nn.Module):
@@ -134,24 +157,14 @@ class ResidualBlock(nn.Module):
         self, width: int, out: int, batch_norm: bool, noise_std: float, convs: int, stride: int
     ) -> None:
         super().__init__()
-        body: list[nn.Module] = []
-        for j in range(convs):
-            last = j == convs - 1
-            first = j == 0
-            body += conv_unit(
-                width if first else out,
-                out,
-                batch_norm,
-                noise_std,
-                stride if first else 1,
-                not last,
-            )
-        self.body = nn.Sequential(*body)
+        self.body = nn.Sequential(
+            *conv_chain(width, out, batch_norm, noise_std, convs, stride, activate_last=False)
+        )
         self.shortcut: nn.Sequential | nn.Identity = nn.Identity()
         if width != out or stride != 1:
             short = [nn.Conv2d(width, out, 1, stride=stride, bias=not batch_norm)]
             self.shortcut = nn.Sequential(*short, *([nn.BatchNorm2d(out)] if batch_norm else []))
-        self.after = nn.Sequential(nn.ReLU(), *([GaussianNoise(noise_std)] if noise_std else []))
+        self.after = nn.Sequential(*activation(noise_std))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The convs' output plus the (projected) input."""
