@@ -198,24 +198,23 @@ def mix_batch(xb: torch.Tensor, cfg: FitConfig) -> tuple[torch.Tensor, torch.Ten
 
     if cfg.mixup and cfg.cutmix:
         raise UsageError("mixup and cutmix are both set; choose one of them")
+    if cfg.cutmix and xb.dim() != 4:
+        raise UsageError(
+            f"cutmix needs image batches (N, C, H, W) but got shape {tuple(xb.shape)}; "
+            "use mixup for flat inputs"
+        )
     alpha = cfg.mixup or cfg.cutmix
     lam = float(torch.distributions.Beta(alpha, alpha).sample())
     partner = torch.randperm(len(xb), device=xb.device)
     if cfg.mixup:
         return lam * xb + (1 - lam) * xb[partner], partner, lam
-    if xb.dim() != 4:
-        raise UsageError(
-            f"cutmix needs image batches (N, C, H, W) but got shape {tuple(xb.shape)}; "
-            "use mixup for flat inputs"
-        )
     h, w = xb.shape[-2:]
     cut_h, cut_w = round(h * math.sqrt(1 - lam)), round(w * math.sqrt(1 - lam))
     top = int(torch.randint(0, h - cut_h + 1, ()))
     left = int(torch.randint(0, w - cut_w + 1, ()))
+    box = (..., slice(top, top + cut_h), slice(left, left + cut_w))
     mixed = xb.clone()
-    mixed[..., top : top + cut_h, left : left + cut_w] = xb[partner][
-        ..., top : top + cut_h, left : left + cut_w
-    ]
+    mixed[box] = xb[box][partner]  # gather only the box, not the partner's whole image
     return mixed, partner, 1 - cut_h * cut_w / (h * w)
 
 
