@@ -83,6 +83,14 @@ def hpsearch(*args: str, storage: str, **popen: object) -> subprocess.Popen[str]
     )  # type: ignore[call-overload]
 
 
+def run_study_cli(
+    path: Path, trials: int, *extra: str, storage: str, **popen: object
+) -> subprocess.Popen[str]:
+    """`hpsearch run` of a study file on the CPU up to `trials`, with any extra options."""
+    args = ("run", "--study", str(path), "--trials", str(trials), "--device", "cpu", *extra)
+    return hpsearch(*args, storage=storage, **popen)
+
+
 def trials_of(url: str, name: str = "par") -> list[optuna.trial.FrozenTrial]:
     """The stored trials of a study."""
     return optuna.load_study(study_name=name, storage=url).trials
@@ -111,19 +119,9 @@ def finish(proc: subprocess.Popen[str], timeout: float = 240.0) -> str:
 
 
 def test_k_processes_reach_the_total(tmp_path: Path, storage: str) -> None:
-    proc = hpsearch(
-        "run",
-        "--study",
-        str(study_file(tmp_path)),
-        "--trials",
-        "12",
-        "--workers",
-        "4",
-        "--threads",
-        "2",  # not the default share of a 2-to-8-core machine among 4 workers
-        "--device",
-        "cpu",
-        storage=storage,
+    # --threads 2: not the default share of a 2-to-8-core machine among 4 workers
+    proc = run_study_cli(
+        study_file(tmp_path), 12, "--workers", "4", "--threads", "2", storage=storage
     )
     out = finish(proc)
     assert proc.returncode == 0, out
@@ -169,7 +167,7 @@ def test_killed_worker_trial_fails_and_is_retried(tmp_path: Path, storage: str) 
 def test_ctrl_c_marks_the_cut_trial_failed_and_resume_finishes(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ctrlc.db'}"
     path = study_file(tmp_path, epochs=30)
-    proc = hpsearch("run", "--study", str(path), "--trials", "3", "--device", "cpu", storage=url)
+    proc = run_study_cli(path, 3, storage=url)
     running = wait_for_running(url)
     proc.send_signal(signal.SIGINT)
     out = finish(proc)
@@ -177,7 +175,7 @@ def test_ctrl_c_marks_the_cut_trial_failed_and_resume_finishes(tmp_path: Path) -
     assert "re-run the same command to resume" in out and "Traceback" not in out
     assert trials_of(url)[running.number].state.name == "FAIL"
     assert not [t for t in trials_of(url) if t.state.name == "RUNNING"]
-    again = hpsearch("run", "--study", str(path), "--trials", "3", "--device", "cpu", storage=url)
+    again = run_study_cli(path, 3, storage=url)
     out = finish(again)
     assert again.returncode == 0, out
     assert sum(t.state.name == "COMPLETE" for t in trials_of(url)) == 3
@@ -186,16 +184,11 @@ def test_ctrl_c_marks_the_cut_trial_failed_and_resume_finishes(tmp_path: Path) -
 def test_ctrl_c_stops_all_workers(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ctrlc.db'}"
     path = study_file(tmp_path, epochs=30)
-    proc = hpsearch(
-        "run",
-        "--study",
-        str(path),
-        "--trials",
-        "20",
+    proc = run_study_cli(
+        path,
+        20,
         "--workers",
         "2",
-        "--device",
-        "cpu",
         storage=url,
         start_new_session=True,
         # as from a terminal: a test run started in the background (`pytest &`) would otherwise
@@ -214,18 +207,7 @@ def test_ctrl_c_stops_all_workers(tmp_path: Path) -> None:
 def test_ctrl_c_to_a_worker_reads_as_an_interrupt(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ctrlc.db'}"
     path = study_file(tmp_path, epochs=30)
-    proc = hpsearch(
-        "run",
-        "--study",
-        str(path),
-        "--trials",
-        "3",
-        "--workers",
-        "1",
-        "--device",
-        "cpu",
-        storage=url,
-    )
+    proc = run_study_cli(path, 3, "--workers", "1", storage=url)
     running = wait_for_running(url)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
     os.kill(int(children[0]), signal.SIGINT)  # the worker only, not the run that watches it
@@ -243,9 +225,7 @@ def test_postgres_restart_mid_study(tmp_path: Path) -> None:
     name = f"restart{uuid.uuid4().hex[:8]}"
     path = study_file(tmp_path, epochs=15, name=name)
     beat = ("--heartbeat", "1", "--grace-period", "3")
-    proc = hpsearch(
-        "run", "--study", str(path), "--trials", "5", "--device", "cpu", *beat, storage=url
-    )
+    proc = run_study_cli(path, 5, *beat, storage=url)
     wait_for_running(url, name=name)
     subprocess.run(
         [*pg_ctl.split(), "-D", pg_data, "-m", "fast", "-w", "stop"],
