@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import signal
-import threading
 import time
 import zlib
 from collections.abc import Callable
@@ -12,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hpsearch import interrupts
 from hpsearch.errors import StorageError, UsageError
 from hpsearch.spec import StudySpec
 from hpsearch.storage import DEFAULT_STORAGE, masked, open_storage, stored_direction
@@ -263,8 +262,12 @@ def _work(
         if trial.state.name == "COMPLETE":
             prune_store(store, study, spec.keep_weights)
 
-    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [keep_disk_bounded, progress]
-    previous = _interrupt_once()
+    callbacks: list[Callable[[optuna.Study, FrozenTrial], None]] = [
+        keep_disk_bounded,
+        progress,
+        lambda study, trial: interrupts.raise_if_requested(),
+    ]
+    previous = interrupts.install_once()
     try:
         optimize_until(study, objective, target, opts.timeout, callbacks, notify, opts.storage)
     except KeyboardInterrupt:
@@ -272,25 +275,8 @@ def _work(
         raise
     finally:
         progress.close()
-        if previous is not None:
-            signal.signal(signal.SIGINT, previous)
+        interrupts.restore(previous)
     return stored_summary(storage, spec, target, time.perf_counter() - started)
-
-
-def _interrupt_once() -> Any:
-    """First Ctrl-C raises KeyboardInterrupt; later ones are ignored so the cleanup completes.
-
-    (A terminal sends SIGINT to every worker and `run --workers` forwards one more.) Returns
-    the previous handler, or None where handlers cannot be set (not the main thread).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        return None
-
-    def handler(signum: int, frame: Any) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        raise KeyboardInterrupt
-
-    return signal.signal(signal.SIGINT, handler)
 
 
 def optimize_until(

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
+from hpsearch import interrupts
 from hpsearch.spec import (
     Choice,
     DataSpec,
@@ -72,6 +73,7 @@ class EpochReporter:
 
     def __call__(self, stats: EpochStats) -> None:
         """Called by the training loop after every epoch."""
+        interrupts.raise_if_requested()  # a Ctrl-C Python dropped mid-epoch stops the trial here
         self.history.append(stats.as_dict())
         self.trial.set_user_attr("history", self.history)
         self.trial.report(getattr(stats, self.metric), stats.epoch)
