@@ -371,3 +371,52 @@ def test_full_flowers_set(full_data_dir: Path) -> None:
     data = load_image_set(DataSpec(dataset="flowers", image_size=32), full_data_dir)
     assert torch.bincount(data.labels).tolist() == [764, 1052, 784, 733, 984]
     assert len(data.test_idx) == sum(round(n * 0.15) for n in (764, 1052, 784, 733, 984))
+
+
+def test_study_file_sets_residual_blocks_and_stem_stride(make_study: Callable[..., Path]) -> None:
+    from hpsearch.errors import SpecError
+    from hpsearch.objectives.flowers import build
+    from hpsearch.spec import load_spec
+
+    text = "[data]\ndataset = 'flowers'\n[model]\nchannels = [4, 8]\n{extra}\n"
+    spec = load_spec(str(make_study(name="res", text=text.format(extra="residual = true"))))
+    assert sum(isinstance(m, ResidualBlock) for m in build(spec, spec.training, 5)) == 2
+    spec = load_spec(str(make_study(name="stem", text=text.format(extra="stem_stride = 2"))))
+    convs = [m for m in build(spec, spec.training, 5).modules() if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2), (1, 1)]
+    with pytest.raises(SpecError, match=r"model\.stem_stride must be ≥ 1 but got 0"):
+        load_spec(str(make_study(name="s0", text=text.format(extra="stem_stride = 0"))))
+    bad = make_study(name="mnist-res", text="[model]\nresidual = true\n")
+    with pytest.raises(SpecError, match=r"model\.residual does not apply to 'mnist'"):
+        load_spec(str(bad))
+
+
+def test_searched_mixup_reaches_the_training_loop(
+    make_study: Callable[..., Path], mnist_dir: Path
+) -> None:
+    from hpsearch.objectives.base import train_model
+    from hpsearch.objectives.flowers import KIND
+    from hpsearch.spec import load_spec
+
+    text = (
+        "[data]\ndataset = 'flowers'\nimage_size = 32\n[model]\nchannels = [6, 12, 24]\n"
+        "[training]\nmax_epochs = 20\npatience = 100\nlr = 3e-3\nbatch_size = 32\n"
+        "batch_norm = true\n[search]\nmixup = { choices = [0.0, 1.0] }\n"
+    )
+    spec = load_spec(str(make_study(name="mix", text=text)))
+    splits = KIND.load(spec.data, mnist_dir, torch.device("cpu"))
+    final = []
+    for alpha in (0.0, 1.0):
+        trial = optuna.trial.FixedTrial({"mixup": alpha})
+        train_model(trial, spec, KIND, splits, torch.device("cpu"))
+        final.append(trial.user_attrs["history"][-1]["train_loss"])
+    assert final[1] > final[0] + 0.15  # blended targets keep the training loss up
+
+
+def test_mixup_must_not_be_negative(make_study: Callable[..., Path]) -> None:
+    from hpsearch.errors import SpecError
+    from hpsearch.spec import load_spec
+
+    bad = make_study(name="neg", text="[search]\nmixup = { low = -0.1, high = 0.4 }\n")
+    with pytest.raises(SpecError, match=r"search\.mixup\.low must be ≥ 0 but got -0\.1"):
+        load_spec(str(bad))

@@ -43,6 +43,8 @@ class ModelSpec:
     channels: tuple[int, ...] = (6, 12, 24)
     convs_per_block: int = 1  # 2: VGG-style conv-conv before each pool
     flip_average: bool = False  # evaluate each image and its mirror, average the logits
+    residual: bool = False  # a skip path around each block's convs (1x1 projection on a change)
+    stem_stride: int = 1  # stride of the first conv: 2 takes large images at half the cost
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,7 @@ class TrainingSpec:
     dropout: float = 0.0
     noise_std: float = 0.0
     augment: bool = False
+    mixup: float = 0.0  # Beta(a, a) weight for blending each batch with a shuffled copy; 0: off
 
 
 # Searchable hyperparameters, in the order they are suggested (batch_norm before dropout,
@@ -81,6 +84,7 @@ TUNABLE = (
     "dropout",
     "noise_std",
     "augment",
+    "mixup",
 )
 # What each data set's objective can use, and which [data] and [model] keys apply to it.
 OBJECTIVE_PARAMS: dict[str, frozenset[str]] = {
@@ -93,7 +97,9 @@ DATA_KEYS: dict[str, frozenset[str]] = {
 }
 MODEL_KEYS: dict[str, frozenset[str]] = {
     "mnist": frozenset({"hidden", "negative_slope"}),
-    "flowers": frozenset({"channels", "convs_per_block", "flip_average"}),
+    "flowers": frozenset(
+        {"channels", "convs_per_block", "flip_average", "residual", "stem_stride"}
+    ),
 }
 
 # name -> (lowest allowed, highest allowed, is the high end open?)
@@ -105,6 +111,7 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
     "batch_size": (1, 1 << 20, False),
     "dropout": (0.0, 1.0, True),
     "noise_std": (0.0, 10.0, False),
+    "mixup": (0.0, 100.0, False),
 }
 
 
@@ -501,6 +508,7 @@ def _check_dataset(spec: StudySpec) -> None:
     for i, width in enumerate(spec.model.channels):
         _positive(width, f"model.channels[{i}]")
     _positive(spec.model.convs_per_block, "model.convs_per_block")
+    _positive(spec.model.stem_stride, "model.stem_stride")
     if dataset == "flowers":
         if spec.data.image_size < 8:
             raise SpecError(f"data.image_size must be ≥ 8 but got {spec.data.image_size}")

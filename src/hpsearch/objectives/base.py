@@ -163,7 +163,9 @@ def train_trial(
     optimizer = make_optimizer(
         hp.optimizer, model.parameters(), hp.lr, hp.weight_decay, hp.momentum
     )
-    cfg = FitConfig(hp.max_epochs, hp.batch_size, hp.patience, seed, hp.l1, hp.schedule)
+    cfg = FitConfig(
+        hp.max_epochs, hp.batch_size, hp.patience, seed, hp.l1, hp.schedule, mixup=hp.mixup
+    )
     reporter = EpochReporter(trial, spec.training.metric)
     result = fit(model, optimizer, splits, cfg, reporter, augment)
     reporter.finish()

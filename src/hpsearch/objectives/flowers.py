@@ -214,6 +214,8 @@ def build(spec: StudySpec, hp: TrainingSpec, n_classes: int) -> nn.Module:
         hp.noise_std,
         model.convs_per_block,
         model.flip_average,
+        model.residual,
+        model.stem_stride,
     )
 
 
