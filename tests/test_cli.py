@@ -20,13 +20,19 @@ def snapshot(url: str, name: str) -> list[tuple[int, str, float | None, dict[str
     return [(t.number, t.state.name, t.value, t.params) for t in study.trials]
 
 
-def assert_one_line_error(result: Result, *fragments: str) -> None:
-    """Non-zero exit, a single 'Error: ...' line, no traceback."""
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("Error: "), result.output
-    assert "Traceback" not in result.output
+def assert_one_line_error(
+    result: Result | subprocess.CompletedProcess[str], *fragments: str
+) -> None:
+    """Non-zero exit, a single 'Error: ...' line, no traceback (CliRunner or a subprocess)."""
+    if isinstance(result, Result):
+        code, output = result.exit_code, result.output
+    else:
+        code, output = result.returncode, result.stdout + result.stderr
+    assert code != 0, output
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1, output
+    assert lines[0].startswith("Error: "), output
+    assert "Traceback" not in output
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
 
@@ -270,13 +276,37 @@ def test_best_without_study_or_completed_trial(
     cli: Cli, make_study: Callable[..., Path], storage_url: str
 ) -> None:
     study = make_study(max_epochs=2, pruner='kind = "threshold"\nlower = 0.999\nn_warmup_steps = 0')
+    other = make_study(name="other")
+    cli("create", "--study", str(other), "--trials", "1", "--storage", storage_url)
     assert_one_line_error(
-        cli("best", "--study", str(study), "--storage", storage_url), "no study 'tiny'"
+        cli("best", "--study", str(study), "--storage", storage_url),
+        "no study 'tiny'",
+        "studies there: other",
     )
     cli("run", "--study", str(study), "--trials", "1", "--storage", storage_url)
     assert_one_line_error(
         cli("best", "--study", str(study), "--storage", storage_url), "no completed trial"
     )
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ("best",),
+        ("report",),
+        ("ranges",),
+        ("export",),
+        ("worker",),
+        ("rerun", "--trial", "0"),
+    ],
+)
+def test_reading_a_mistyped_sqlite_path_creates_nothing(
+    cli: Cli, make_study: Callable[..., Path], tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    typo = tmp_path / "trails.db"
+    args = [*command, "--study", str(make_study()), "--storage", f"sqlite:///{typo}"]
+    assert_one_line_error(cli(*args), f"no SQLite file {typo}", "check the --storage path")
+    assert list(tmp_path.iterdir()) == [tmp_path / "tiny.toml"]
 
 
 def test_unavailable_device(cli: Cli, make_study: Callable[..., Path], storage_url: str) -> None:

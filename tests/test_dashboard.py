@@ -19,6 +19,7 @@ import pytest
 from click.testing import CliRunner
 
 from hpsearch.cli import main
+from test_cli import assert_one_line_error
 
 CHROMIUM = Path("/usr/bin/chromium")
 STUDY = "dash-demo"
@@ -210,12 +211,15 @@ def test_trial_page_shows_the_user_attributes(served: Served) -> None:
 def test_dashboard_for_an_unknown_study_is_one_error_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     result = CliRunner().invoke(main, ["dashboard", "--study", "no-such-study", "--storage", url])
-    assert result.exit_code != 0, result.output
-    lines = [line for line in result.output.splitlines() if line.strip()]
-    assert len(lines) == 1, result.output
-    assert lines[0].startswith("Error: "), result.output
-    assert "no-such-study" in lines[0]
-    assert "Traceback" not in result.output
+    assert_one_line_error(result, "unknown study 'no-such-study'")
+
+
+def test_dashboard_on_a_mistyped_sqlite_path_creates_nothing(tmp_path: Path) -> None:
+    typo = tmp_path / "trails.db"
+    cmd = [sys.executable, "-m", "hpsearch", "dashboard", "--storage", f"sqlite:///{typo}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)  # must not serve
+    assert_one_line_error(done, f"no SQLite file {typo}", "check the --storage path")
+    assert not typo.exists()
 
 
 def test_dashboard_listens_on_loopback_by_default(served: Served) -> None:

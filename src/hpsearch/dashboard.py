@@ -19,7 +19,7 @@ def serve(
         raise UsageError(
             "optuna-dashboard is not installed; pip install 'hpsearch[dashboard]'"
         ) from None
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, create=False)
     print(
         f"optuna-dashboard on http://{host}:{port}/dashboard/ for {masked(storage_url)}", flush=True
     )

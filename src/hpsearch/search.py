@@ -101,10 +101,10 @@ def check_options(opts: RunOptions) -> None:
         )
 
 
-def connect(spec: StudySpec, opts: RunOptions) -> TrackingRDBStorage:
+def connect(spec: StudySpec, opts: RunOptions, create: bool = True) -> TrackingRDBStorage:
     """Validated options, an open storage with heartbeats, and a direction check."""
     check_options(opts)
-    storage = open_storage(opts.storage, opts.heartbeat, opts.grace_period)
+    storage = open_storage(opts.storage, opts.heartbeat, opts.grace_period, create)
     check_direction(storage, spec, opts.storage)
     return storage
 
@@ -224,7 +224,7 @@ def run_worker(
 ) -> RunSummary:
     """Join an existing study and run trials until its recorded total: `hpsearch worker`."""
     spec = with_overrides(spec, opts)
-    storage = connect(spec, opts)
+    storage = connect(spec, opts, create=False)  # a worker joins; it never starts a database
     attrs = _study_attrs(storage, spec.name)
     if not attrs and stored_direction(storage, spec.name) is None:
         raise StorageError(

@@ -27,12 +27,17 @@ def masked(url: str) -> str:
 
 
 def open_storage(
-    url: str, heartbeat: int | None = None, grace_period: int | None = None
+    url: str,
+    heartbeat: int | None = None,
+    grace_period: int | None = None,
+    create: bool = True,
 ) -> TrackingRDBStorage:
     """An Optuna RDB storage for a SQLAlchemy URL, with clear errors for bad or dead databases.
 
     With `heartbeat`, running trials beat every that many seconds; one silent for
-    `grace_period` seconds (its worker died) is marked failed and queued again.
+    `grace_period` seconds (its worker died) is marked failed and queued again. Without
+    `create`, a SQLite file that does not exist is an error (a mistyped path for a command that
+    only reads would otherwise leave an empty database behind).
     """
     import optuna
     import sqlalchemy.exc
@@ -46,7 +51,7 @@ def open_storage(
     except sqlalchemy.exc.ArgumentError:
         raise StorageError(f"bad storage URL '{masked(url)}'; {URL_HELP}") from None
     if parsed.get_backend_name() == "sqlite":
-        _prepare_sqlite(parsed.database)
+        _prepare_sqlite(parsed.database, create)
         engine_kwargs: dict[str, object] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
     else:
         engine_kwargs = {"pool_pre_ping": True}  # an idle connection may have been dropped
@@ -74,11 +79,15 @@ def open_storage(
         ) from None
 
 
-def _prepare_sqlite(database: str | None) -> None:
+def _prepare_sqlite(database: str | None, create: bool = True) -> None:
     """Check the SQLite file's folder and switch the file to WAL so workers can share it."""
     if not database or database == ":memory:":
         return
     path = Path(database)
+    if not create and not path.is_file():
+        raise StorageError(
+            f"no SQLite file {path}; check the --storage path (`hpsearch run` creates the file)"
+        )
     if not path.parent.is_dir():
         raise StorageError(
             f"cannot create SQLite file {path}: folder {path.parent} does not exist; create it "
@@ -114,7 +123,7 @@ def load_study(storage_url: str, name: str) -> optuna.Study:
     """An existing study, or a clear error naming the storage that lacks it."""
     import optuna
 
-    storage = open_storage(storage_url)
+    storage = open_storage(storage_url, create=False)
     if stored_direction(storage, name) is None:
         known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
         raise StorageError(
