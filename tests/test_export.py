@@ -102,5 +102,7 @@ def test_unwritable_output(cli: Cli, study_with_pruned: Path, storage_url: str) 
 def test_export_of_a_missing_study(
     cli: Cli, make_study: Callable[..., Path], storage_url: str
 ) -> None:
+    other = make_study(name="other")
+    cli("create", "--study", str(other), "--trials", "1", "--storage", storage_url)
     result = cli("export", "--study", str(make_study()), "--storage", storage_url)
     assert result.exit_code == 1 and "no study 'tiny'" in result.output

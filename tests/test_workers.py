@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -92,8 +93,10 @@ def run_study_cli(
 
 
 def trials_of(url: str, name: str = "par") -> list[optuna.trial.FrozenTrial]:
-    """The stored trials of a study."""
-    return optuna.load_study(study_name=name, storage=url).trials
+    """The stored trials of a study (through hpsearch's storage: the run may be creating it)."""
+    from hpsearch.storage import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(url)).trials
 
 
 def wait_for_running(
@@ -259,3 +262,22 @@ def test_plan_workers_shares_cpus_and_pins_gpus() -> None:
     assert parse_gpus("0,2") == [0, 2]
     with pytest.raises(UsageError, match="indices like 0,1"):
         parse_gpus("first")
+
+
+def test_workers_starting_together_on_a_fresh_database_all_open_it(storage: str) -> None:
+    from hpsearch.storage import open_storage
+
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            open_storage(storage).get_all_studies()
+        except BaseException as exc:  # collected: a thread's exception would not fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors  # was: "table studies already exists" for all but the first

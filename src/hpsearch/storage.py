@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpsearch.errors import StorageError
 
@@ -18,6 +20,8 @@ if TYPE_CHECKING:
 
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 SQLITE_TIMEOUT_S = 60
+SCHEMA_RACE_RETRIES = 5
+T = TypeVar("T")
 URL_HELP = "use e.g. sqlite:///hpsearch.db or postgresql+psycopg://user:password@host/db"
 
 
@@ -44,8 +48,6 @@ def open_storage(
     from optuna.storages import RetryHeartbeatStaleTrialCallback
     from sqlalchemy.engine import make_url
 
-    from hpsearch.tracking import TrackingRDBStorage
-
     try:
         parsed = make_url(url)
     except sqlalchemy.exc.ArgumentError:
@@ -55,18 +57,17 @@ def open_storage(
         engine_kwargs: dict[str, object] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
     else:
         engine_kwargs = {"pool_pre_ping": True}  # an idle connection may have been dropped
+    kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs}
+    if heartbeat is not None:
+        kwargs |= {
+            "heartbeat_interval": heartbeat,
+            "grace_period": grace_period,
+            "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=3),
+        }
     try:
-        if heartbeat is None:
-            return TrackingRDBStorage(url, engine_kwargs=engine_kwargs)
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.x
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return TrackingRDBStorage(
-                url,
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=heartbeat,
-                grace_period=grace_period,
-                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=3),
-            )
+            return _rdb_storage(url, kwargs)
     except (ImportError, sqlalchemy.exc.NoSuchModuleError):
         raise StorageError(
             f"no database driver for '{parsed.drivername}' in '{masked(url)}'; install it "
@@ -77,6 +78,32 @@ def open_storage(
             f"cannot open the database at {masked(url)}: {_first_line(exc)}; check that the "
             "server is running and the URL is right"
         ) from None
+
+
+def _rdb_storage(url: str, kwargs: dict[str, Any]) -> TrackingRDBStorage:
+    """The storage, retried while another process creates the same fresh schema.
+
+    Optuna checks for its tables, then creates them and stamps the schema version; two runs
+    started together on a new database both see none, and the slower one fails with "table ...
+    already exists" or a duplicate alembic_version row.
+    """
+    from hpsearch.tracking import TrackingRDBStorage
+
+    return _retry_race(
+        lambda: TrackingRDBStorage(url, **kwargs), ("already exists", "alembic_version")
+    )
+
+
+def _retry_race(make: Callable[[], T], messages: tuple[str, ...]) -> T:
+    """make(), tried again after a short wait while it fails as a racing process makes it fail."""
+    for attempt in range(SCHEMA_RACE_RETRIES - 1):
+        try:
+            return make()
+        except Exception as exc:
+            if not any(m in str(exc) for m in messages):
+                raise
+        time.sleep(0.2 * (attempt + 1))
+    return make()
 
 
 def _prepare_sqlite(database: str | None, create: bool = True) -> None:
@@ -94,12 +121,20 @@ def _prepare_sqlite(database: str | None, create: bool = True) -> None:
             "or choose another --storage path"
         )
     try:
-        with sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S) as conn:
-            conn.execute("PRAGMA journal_mode=WAL")
+        _retry_race(lambda: _switch_to_wal(path), ("locked",))  # another process switching it
     except sqlite3.Error as exc:
         raise StorageError(
             f"cannot use {path} as a SQLite database: {exc}; choose another --storage path"
         ) from None
+
+
+def _switch_to_wal(path: Path) -> None:
+    """WAL lets readers and one writer share the file; the mode is stored in the file."""
+    conn = sqlite3.connect(path, timeout=SQLITE_TIMEOUT_S)
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")
+    finally:
+        conn.close()
 
 
 def _first_line(exc: BaseException) -> str:
