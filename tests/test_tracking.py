@@ -47,3 +47,28 @@ def test_trial_cut_during_creation_is_remembered_and_failed(
         study.ask()
     assert storage.created and storage.fail_own_running() == storage.created
     assert [t.state.name for t in study.trials] == ["FAIL"]
+
+
+# The thread ends by SystemExit, which Python's own thread excepthook ignores but pytest's reports;
+# and Optuna warns that heartbeats belong in Study.optimize, whose entry this test replays by hand.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")
+def test_a_heartbeat_thread_left_running_ends_once_the_process_stopped(tmp_path: Path) -> None:
+    from optuna.storages._heartbeat import HeartbeatThread
+
+    from hpsearch.storage import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 't.db'}", heartbeat=1, grace_period=5)
+    study = optuna.create_study(storage=storage, study_name="s")
+    trial = study.ask()
+    beating = HeartbeatThread(trial._trial_id, storage)  # as Optuna starts it for a trial
+    beating.start()  # ...and, Ctrl-C'd inside `with`'s entry, never joins
+    try:
+        assert storage.fail_own_running() == [trial._trial_id]
+        thread = beating._thread
+        assert thread is not None
+        thread.join(timeout=5)  # one heartbeat interval is enough
+        assert not thread.is_alive(), "a non-daemon heartbeat thread keeps the process alive"
+    finally:
+        beating.join()  # stop it in any case, or a failure here would hang pytest's exit
+    assert [t.state.name for t in study.trials] == ["FAIL"]

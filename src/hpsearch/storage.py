@@ -58,15 +58,15 @@ def open_storage(
     else:
         engine_kwargs = {"pool_pre_ping": True}  # an idle connection may have been dropped
     kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs}
-    if heartbeat is not None:
-        kwargs |= {
-            "heartbeat_interval": heartbeat,
-            "grace_period": grace_period,
-            "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=3),
-        }
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.x
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            if heartbeat is not None:
+                kwargs |= {
+                    "heartbeat_interval": heartbeat,
+                    "grace_period": grace_period,
+                    "heartbeat_stale_trial_callback": RetryHeartbeatStaleTrialCallback(max_retry=3),
+                }
             return _rdb_storage(url, kwargs)
     except (ImportError, sqlalchemy.exc.NoSuchModuleError):
         raise StorageError(

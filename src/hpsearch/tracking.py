@@ -22,6 +22,7 @@ class TrackingRDBStorage(RDBStorage):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.created: list[int] = []
+        self.stopped = False
 
     def _create_new_trial(self, study_id: int, template_trial: Any = None) -> Any:
         """Create the trial and remember its id, with Ctrl-C held until both are done.
@@ -34,8 +35,23 @@ class TrackingRDBStorage(RDBStorage):
             self.created.append(trial._trial_id)
         return trial
 
+    def record_heartbeat(self, trial_id: int) -> None:
+        """Beat for a running trial, or, once this process has stopped, end the beating thread.
+
+        Ctrl-C inside Optuna's `with get_heartbeat_thread(...)` entry leaves a started,
+        non-daemon heartbeat thread that nothing stops, and Python waits for it at exit: the
+        worker hung until `run --workers` killed it. SystemExit ends just this thread, quietly.
+        """
+        if self.stopped:
+            raise SystemExit
+        super().record_heartbeat(trial_id)
+
     def fail_own_running(self) -> list[int]:
-        """Mark this process's trials that are still RUNNING as failed; returns their ids."""
+        """Mark this process's trials that are still RUNNING as failed, and stop beating for them.
+
+        Returns the ids of the trials it failed.
+        """
+        self.stopped = True
         failed = []
         for trial_id in self.created:
             try:
