@@ -72,3 +72,26 @@ def test_a_heartbeat_thread_left_running_ends_once_the_process_stopped(tmp_path:
     finally:
         beating.join()  # stop it in any case, or a failure here would hang pytest's exit
     assert [t.state.name for t in study.trials] == ["FAIL"]
+
+
+def test_failing_own_trials_waits_out_a_lock_held_by_another_worker(tmp_path: Path) -> None:
+    import sqlite3
+    import threading
+
+    path = tmp_path / "t.db"
+    # a short busy timeout, so the lock fails a write at once as a racing WAL commit does
+    storage = TrackingRDBStorage(
+        f"sqlite:///{path}", engine_kwargs={"connect_args": {"timeout": 0.01}}
+    )
+    study = optuna.create_study(storage=storage, study_name="s")
+    study.ask()
+    other = sqlite3.connect(path, check_same_thread=False)  # another worker, mid-write
+    other.execute("BEGIN EXCLUSIVE")
+    release = threading.Timer(0.5, other.commit)
+    release.start()
+    try:
+        assert storage.fail_own_running() == storage.created
+    finally:
+        release.join()
+        other.close()
+    assert [t.state.name for t in study.trials] == ["FAIL"]

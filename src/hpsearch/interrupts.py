@@ -34,10 +34,15 @@ def restore(previous: Any) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
+def requested() -> bool:
+    """Whether Ctrl-C was pressed since install_once."""
+    return _requested.is_set()
+
+
 def raise_if_requested() -> None:
     """Raise again a Ctrl-C whose exception landed in a finalizer, where Python only prints it.
 
     Later Ctrl-Cs are ignored, so without this the run would go on to the end.
     """
-    if _requested.is_set():
+    if requested():
         raise KeyboardInterrupt

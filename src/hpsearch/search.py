@@ -270,8 +270,10 @@ def _work(
     previous = interrupts.install_once()
     try:
         optimize_until(study, objective, target, opts.timeout, callbacks, notify, opts.storage)
-    except KeyboardInterrupt:
-        storage.fail_own_running()  # a trial cut before its objective started: never RUNNING
+    except BaseException as exc:
+        storage.fail_own_running()  # cut off or crashed: no trial of this process stays RUNNING
+        if interrupts.requested() and not isinstance(exc, KeyboardInterrupt):
+            raise KeyboardInterrupt from exc  # Ctrl-C surfaced as another error in Optuna's tell
         raise
     finally:
         progress.close()

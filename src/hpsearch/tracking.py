@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import signal
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
+
+FAIL_ATTEMPTS = 8  # about 3.6 s of waiting in all
 
 
 class TrackingRDBStorage(RDBStorage):
@@ -52,15 +55,23 @@ class TrackingRDBStorage(RDBStorage):
         Returns the ids of the trials it failed.
         """
         self.stopped = True
-        failed = []
-        for trial_id in self.created:
+        return [trial_id for trial_id in self.created if self._fail_if_running(trial_id)]
+
+    def _fail_if_running(self, trial_id: int) -> bool:
+        """Fail one trial, retried: workers stopping together contend for SQLite's write lock.
+
+        In WAL mode a write that races another commit fails at once ("database is locked")
+        instead of waiting; without a retry, the trial stayed RUNNING after Ctrl-C.
+        """
+        for attempt in range(FAIL_ATTEMPTS):
             try:
-                if self.get_trial(trial_id).state == TrialState.RUNNING:
-                    self.set_trial_state_values(trial_id, TrialState.FAIL)
-                    failed.append(trial_id)
+                if self.get_trial(trial_id).state != TrialState.RUNNING:
+                    return False
+                self.set_trial_state_values(trial_id, TrialState.FAIL)
+                return True
             except Exception:  # the database may be gone too; the heartbeat will catch it
-                continue
-        return failed
+                time.sleep(0.1 * (attempt + 1))
+        return False
 
 
 @contextmanager
