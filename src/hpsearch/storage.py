@@ -89,21 +89,30 @@ def _rdb_storage(url: str, kwargs: dict[str, Any]) -> TrackingRDBStorage:
     """
     from hpsearch.tracking import TrackingRDBStorage
 
-    return _retry_race(
-        lambda: TrackingRDBStorage(url, **kwargs), ("already exists", "alembic_version")
-    )
+    racing = mentions("already exists", "alembic_version")
+    return retry_race(lambda: TrackingRDBStorage(url, **kwargs), racing, SCHEMA_RACE_RETRIES, 0.2)
 
 
-def _retry_race(make: Callable[[], T], messages: tuple[str, ...]) -> T:
-    """make(), tried again after a short wait while it fails as a racing process makes it fail."""
-    for attempt in range(SCHEMA_RACE_RETRIES - 1):
+def retry_race(
+    make: Callable[[], T], racing: Callable[[Exception], bool], attempts: int, step_s: float
+) -> T:
+    """make(), tried again after a growing wait (step_s, 2 step_s, ...) while a race fails it.
+
+    Up to `attempts` calls; an error `racing` does not recognise, or the last one, is raised.
+    """
+    for attempt in range(attempts - 1):
         try:
             return make()
         except Exception as exc:
-            if not any(m in str(exc) for m in messages):
+            if not racing(exc):
                 raise
-        time.sleep(0.2 * (attempt + 1))
+        time.sleep(step_s * (attempt + 1))
     return make()
+
+
+def mentions(*messages: str) -> Callable[[Exception], bool]:
+    """Whether an error's text holds one of `messages`: how a racing process shows itself."""
+    return lambda exc: any(m in str(exc) for m in messages)
 
 
 def _prepare_sqlite(database: str | None, create: bool = True) -> None:
@@ -121,7 +130,8 @@ def _prepare_sqlite(database: str | None, create: bool = True) -> None:
             "or choose another --storage path"
         )
     try:
-        _retry_race(lambda: _switch_to_wal(path), ("locked",))  # another process switching it
+        # another process switching it at the same moment
+        retry_race(lambda: _switch_to_wal(path), mentions("locked"), SCHEMA_RACE_RETRIES, 0.2)
     except sqlite3.Error as exc:
         raise StorageError(
             f"cannot use {path} as a SQLite database: {exc}; choose another --storage path"

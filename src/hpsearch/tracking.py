@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import signal
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -16,7 +15,9 @@ from typing import Any
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-FAIL_ATTEMPTS = 8  # about 3.6 s of waiting in all
+from hpsearch.storage import retry_race
+
+FAIL_ATTEMPTS = 8  # about 2.8 s of waiting in all
 
 
 class TrackingRDBStorage(RDBStorage):
@@ -63,15 +64,22 @@ class TrackingRDBStorage(RDBStorage):
         In WAL mode a write that races another commit fails at once ("database is locked")
         instead of waiting; without a retry, the trial stayed RUNNING after Ctrl-C.
         """
-        for attempt in range(FAIL_ATTEMPTS):
-            try:
-                if self.get_trial(trial_id).state != TrialState.RUNNING:
-                    return False
-                self.set_trial_state_values(trial_id, TrialState.FAIL)
-                return True
-            except Exception:  # the database may be gone too; the heartbeat will catch it
-                time.sleep(0.1 * (attempt + 1))
-        return False
+        try:
+            return retry_race(lambda: self._fail_now(trial_id), _any_error, FAIL_ATTEMPTS, 0.1)
+        except Exception:  # the database may be gone too; the heartbeat will catch it
+            return False
+
+    def _fail_now(self, trial_id: int) -> bool:
+        """Fail the trial if it is still RUNNING; whether it was."""
+        if self.get_trial(trial_id).state != TrialState.RUNNING:
+            return False
+        self.set_trial_state_values(trial_id, TrialState.FAIL)
+        return True
+
+
+def _any_error(exc: Exception) -> bool:
+    """Any failure to fail a trial is worth another try before giving up."""
+    return True
 
 
 @contextmanager
