@@ -309,25 +309,38 @@ def test_reading_a_mistyped_sqlite_path_creates_nothing(
     assert list(tmp_path.iterdir()) == [tmp_path / "tiny.toml"]
 
 
-def test_unavailable_device(cli: Cli, make_study: Callable[..., Path], storage_url: str) -> None:
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["--device", "cuda:7"], "device 'cuda:7' is not available"),
+        (["--workers", "2", "--device", "cuda:7"], "device 'cuda:7' is not available"),
+        (["--gpus", "7"], "--gpus"),
+        (["--gpus", "0", "--device", "cpu"], "--gpus runs the workers on GPUs but --device is cpu"),
+        (["--data-dir", "MISSING"], "MNIST not found"),
+        (["--workers", "2", "--data-dir", "MISSING"], "MNIST not found"),
+    ],
+)
+def test_a_run_that_cannot_start_creates_nothing(
+    make_study: Callable[..., Path],
+    mnist_dir: Path,
+    tmp_path: Path,
+    extra: list[str],
+    fragment: str,
+) -> None:
+    import torch
     from click.testing import CliRunner
 
     from hpsearch.cli import main
 
-    args = [
-        "run",
-        "--study",
-        str(make_study()),
-        "--trials",
-        "1",
-        "--storage",
-        storage_url,
-        "--device",
-        "cuda:7",
-        "--no-progress",
-    ]
-    result = CliRunner().invoke(main, args, catch_exceptions=False)
-    assert_one_line_error(result, "device 'cuda:7' is not available")
+    if torch.cuda.device_count() > 7:
+        pytest.skip("this machine has a GPU 7")
+    study = make_study()
+    extra = [str(tmp_path / "missing") if arg == "MISSING" else arg for arg in extra]
+    args = ["run", "--study", str(study), "--trials", "1", "--no-progress"]
+    args += ["--storage", f"sqlite:///{tmp_path / 'trials.db'}", "--data-dir", str(mnist_dir)]
+    result = CliRunner().invoke(main, [*args, *extra], catch_exceptions=False)
+    assert_one_line_error(result, fragment)
+    assert list(tmp_path.iterdir()) == [study]  # no database, no artifact folder
 
 
 def test_shipped_study_runs_on_full_mnist(full_data_dir: Path, storage_url: str) -> None:

@@ -251,7 +251,7 @@ def test_postgres_restart_mid_study(tmp_path: Path) -> None:
 
 
 def test_plan_workers_shares_cpus_and_pins_gpus() -> None:
-    cpu = plan_workers(4, None, 1, cpus=8)
+    cpu = plan_workers(4, None, 1, cpus=8, device="cpu")
     assert [(p.device, p.threads, p.gpu) for p in cpu] == [("cpu", 2, None)] * 4
     gpu = plan_workers(None, [0, 1], 2, cpus=16)
     assert [(p.device, p.gpu) for p in gpu] == [("cuda", 0), ("cuda", 0), ("cuda", 1), ("cuda", 1)]
@@ -259,6 +259,9 @@ def test_plan_workers_shares_cpus_and_pins_gpus() -> None:
         plan_workers(3, [0, 1], 1, cpus=4)
     assert [p.threads for p in plan_workers(1, None, 1, cpus=8, threads=1)] == [1]
     assert [p.threads for p in plan_workers(None, [0], 2, cpus=8, threads=3)] == [3, 3]
+    assert {p.device for p in plan_workers(2, None, 1, cpus=2)} == {"auto"}  # each resolves it
+    with pytest.raises(UsageError, match="--device is cpu"):
+        plan_workers(None, [0], 1, cpus=2, device="cpu")
     assert parse_gpus("0,2") == [0, 2]
     with pytest.raises(UsageError, match="indices like 0,1"):
         parse_gpus("first")

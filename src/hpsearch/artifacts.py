@@ -43,17 +43,22 @@ def default_dir(storage_url: str) -> Path:
     return Path("hpsearch-artifacts")
 
 
-def open_store(directory: Path) -> ArtifactStore:
-    """A filesystem artifact store in `directory`, created if needed."""
+def store_for(directory: Path) -> ArtifactStore:
+    """The store for `directory` without touching the disk: for readers, and checks before a run."""
     from optuna.artifacts import FileSystemArtifactStore
 
+    return FileSystemArtifactStore(base_path=directory)
+
+
+def open_store(directory: Path) -> ArtifactStore:
+    """A filesystem artifact store in `directory`, created if needed, for a run that writes."""
     try:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise StorageError(
             f"cannot create the artifact folder {directory}: {exc.strerror}; pass --artifacts DIR"
         ) from None
-    return FileSystemArtifactStore(base_path=directory)
+    return store_for(directory)
 
 
 def upload_weights(store: ArtifactStore, trial: optuna.Trial, model: nn.Module) -> str:

@@ -212,7 +212,8 @@ def _run_parallel(spec: Any, opts: Any, workers: int | None, gpus: str | None, p
     from hpsearch.workers import parse_gpus, plan_workers, run_parallel
 
     check_options(opts)  # before planning, which reads --threads
-    plans = plan_workers(workers, parse_gpus(gpus), per_gpu, os.cpu_count() or 1, opts.threads)
+    cpus = os.cpu_count() or 1
+    plans = plan_workers(workers, parse_gpus(gpus), per_gpu, cpus, opts.threads, opts.device)
     return run_parallel(spec, opts, plans)
 
 
@@ -424,13 +425,13 @@ def report(
     study: str, storage: str, data_dir: Path, artifacts: Path | None, output: Path | None
 ) -> None:
     """Write reports/<study>/index.html: best trial on test (once), figures, tables, manifest."""
-    from hpsearch.artifacts import default_dir, open_store
+    from hpsearch.artifacts import default_dir, store_for
     from hpsearch.htmlreport import build_report, default_out, describe, manifest_lines
     from hpsearch.rerun import recorded_spec
 
     spec, loaded = stored_study(study, storage)
     spec = recorded_spec(loaded, spec)
-    store = open_store(artifacts or default_dir(storage))
+    store = store_for(artifacts or default_dir(storage))  # report only reads
     written = build_report(loaded, spec, store, data_dir, output or default_out(spec.name))
     click.echo("manifest:")
     click.echo("\n".join(manifest_lines(loaded)))

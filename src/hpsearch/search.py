@@ -212,11 +212,13 @@ def run_study(
     if opts.trials is None:
         raise UsageError("--trials is required; give the study's total, e.g. --trials 200")
     spec = with_overrides(spec, opts)
+    check_options(opts)
+    objective = prepare(spec, opts)  # a bad device or data set fails before any file exists
     storage = connect(spec, opts)
     if _count(storage, spec.name, _finished_states()) >= opts.trials:
         ensure_study(storage, spec, opts.trials, opts)
         return stored_summary(storage, spec, opts.trials, 0.0)
-    return _work(spec, opts, storage, opts.trials, notify or _write)
+    return _work(spec, opts, storage, opts.trials, notify or _write, objective)
 
 
 def run_worker(
@@ -234,7 +236,18 @@ def run_worker(
     target = opts.trials or attrs.get(TARGET_ATTR)
     if not target:
         raise UsageError(f"study '{spec.name}' has no recorded total; pass --trials N")
-    return _work(spec, opts, storage, int(target), notify or _write)
+    return _work(spec, opts, storage, int(target), notify or _write, prepare(spec, opts))
+
+
+def prepare(spec: StudySpec, opts: RunOptions) -> Callable[[optuna.Trial], float]:
+    """Threads, device and data: the objective, checked before anything is written."""
+    from hpsearch.artifacts import store_for
+    from hpsearch.objectives import make_objective
+    from hpsearch.train import resolve_device, set_threads
+
+    set_threads(opts.threads)
+    device = resolve_device(opts.device)
+    return make_objective(spec, opts.data_dir, device, store_for(opts.artifact_dir()))
 
 
 def _work(
@@ -243,17 +256,14 @@ def _work(
     storage: TrackingRDBStorage,
     target: int,
     notify: Callable[[str], None],
+    objective: Callable[[optuna.Trial], float],
 ) -> RunSummary:
-    """Load data, then optimize until the target, riding out storage outages."""
+    """Optimize until the target, riding out storage outages."""
     from hpsearch.artifacts import open_store, prune_store
-    from hpsearch.objectives import make_objective
     from hpsearch.progress import TrialProgress
-    from hpsearch.train import resolve_device, set_threads
 
     started = time.perf_counter()
-    set_threads(opts.threads)
-    store = open_store(opts.artifact_dir())
-    objective = make_objective(spec, opts.data_dir, resolve_device(opts.device), store)
+    store = open_store(opts.artifact_dir())  # the folder the objective's store writes to
     ensure_study(storage, spec, target, opts)
     study = open_study(storage, spec, notify, opts.worker_tag)
     progress = TrialProgress(study, target, enabled=opts.progress)

@@ -66,10 +66,13 @@ def plan_workers(
     per_gpu: int,
     cpus: int,
     threads: int | None = None,
+    device: str = "auto",
 ) -> list[WorkerPlan]:
-    """Worker i gets GPU gpus[i // per_gpu], and `threads` or an equal share of the CPU cores."""
+    """Worker i gets GPU gpus[i // per_gpu] (else `device`) and `threads` or a core share."""
     if per_gpu < 1:
         raise UsageError(f"--workers-per-gpu must be ≥ 1 but got {per_gpu}")
+    if gpus and device not in ("auto", "cuda"):
+        raise UsageError(f"--gpus runs the workers on GPUs but --device is {device}; drop one")
     if gpus:
         slots = [g for g in gpus for _ in range(per_gpu)]
         count = workers or len(slots)
@@ -83,7 +86,26 @@ def plan_workers(
     count = workers or 1
     if count < 1:
         raise UsageError(f"--workers must be ≥ 1 but got {count}")
-    return [WorkerPlan(i, "cpu", threads or max(1, cpus // count)) for i in range(count)]
+    return [WorkerPlan(i, device, threads or max(1, cpus // count)) for i in range(count)]
+
+
+def check_devices(plans: list[WorkerPlan]) -> None:
+    """Every planned device exists here, so a missing GPU fails once, before any worker starts."""
+    import torch
+
+    from hpsearch.train import resolve_device
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for plan in plans:
+        if plan.gpu is None:
+            resolve_device(plan.device)
+        elif visible == 0:
+            raise UsageError("--gpus was given but no GPU is visible; drop --gpus to run on the CPU")
+        elif plan.gpu >= visible:
+            raise UsageError(
+                f"--gpus asks for GPU {plan.gpu} but only GPUs 0-{visible - 1} are visible; "
+                "use --gpus all"
+            )
 
 
 def worker_command(spec: StudySpec, opts: RunOptions, plan: WorkerPlan, target: int) -> list[str]:
@@ -108,8 +130,9 @@ def run_parallel(spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan]) -> 
     if opts.trials is None:
         raise UsageError("--trials is required; give the study's total, e.g. --trials 200")
     spec = with_overrides(spec, opts)
-    storage = connect(spec, opts)
-    make_objective(spec, opts.data_dir, resolve_device("cpu"))  # bad data fails here, once
+    check_devices(plans)
+    make_objective(spec, opts.data_dir, resolve_device("cpu"))  # bad data fails here, once,
+    storage = connect(spec, opts)  # and before any file is created
     ensure_study(storage, spec, opts.trials, opts)
     started = time.perf_counter()
     procs = [_spawn(spec, opts, plan) for plan in plans]
