@@ -100,7 +100,7 @@ def check_devices(plans: list[WorkerPlan]) -> None:
         if plan.gpu is None:
             resolve_device(plan.device)
         elif visible == 0:
-            raise UsageError("--gpus was given but no GPU is visible; drop --gpus to run on the CPU")
+            raise UsageError("--gpus was given but no GPU is visible; drop --gpus to use the CPU")
         elif plan.gpu >= visible:
             raise UsageError(
                 f"--gpus asks for GPU {plan.gpu} but only GPUs 0-{visible - 1} are visible; "
