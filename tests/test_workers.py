@@ -139,6 +139,20 @@ def test_k_processes_reach_the_total(tmp_path: Path, storage: str) -> None:
     assert "12/12 trials finished" in out or "trials finished" in out
 
 
+def test_a_finished_study_starts_no_more_trials(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'done.db'}"
+    path = study_file(tmp_path)
+    assert run_study_cli(path, 2, storage=storage).wait(timeout=240) == 0
+    late = [
+        hpsearch("worker", "--study", str(path), "--device", "cpu", storage=storage),
+        run_study_cli(path, 2, "--workers", "1", storage=storage),
+    ]
+    for proc in late:
+        out = finish(proc)
+        assert proc.returncode == 0, out
+    assert len(trials_of(storage)) == 2  # Optuna's stop callback alone would start one each
+
+
 def test_killed_worker_trial_fails_and_is_retried(tmp_path: Path, storage: str) -> None:
     path = study_file(tmp_path, epochs=40)
     beat = ("--heartbeat", "1", "--grace-period", "3")
@@ -260,6 +274,8 @@ def test_plan_workers_shares_cpus_and_pins_gpus() -> None:
     assert [p.threads for p in plan_workers(1, None, 1, cpus=8, threads=1)] == [1]
     assert [p.threads for p in plan_workers(None, [0], 2, cpus=8, threads=3)] == [3, 3]
     assert {p.device for p in plan_workers(2, None, 1, cpus=2)} == {"auto"}  # each resolves it
+    with pytest.raises(UsageError, match="--workers must be ≥ 1 but got 0"):
+        plan_workers(0, None, 1, cpus=2)
     with pytest.raises(UsageError, match="--device is cpu"):
         plan_workers(None, [0], 1, cpus=2, device="cpu")
     assert parse_gpus("0,2") == [0, 2]

@@ -215,7 +215,7 @@ def run_study(
     check_options(opts)
     objective = prepare(spec, opts)  # a bad device or data set fails before any file exists
     storage = connect(spec, opts)
-    if _count(storage, spec.name, _finished_states()) >= opts.trials:
+    if finished_count(storage, spec.name) >= opts.trials:
         ensure_study(storage, spec, opts.trials, opts)
         return stored_summary(storage, spec, opts.trials, 0.0)
     return _work(spec, opts, storage, opts.trials, notify or _write, objective)
@@ -312,6 +312,8 @@ def optimize_until(
     for attempt in range(MAX_STORAGE_RETRIES + 1):
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         try:
+            if len(study.get_trials(deepcopy=False, states=_finished_states())) >= target:
+                return  # the callback stops only after a trial: a late worker must not start one
             study.optimize(objective, timeout=remaining, callbacks=[stop, *callbacks])
             return
         except Exception as exc:
@@ -389,6 +391,11 @@ def _finished_states() -> tuple[optuna.trial.TrialState, ...]:
     from optuna.trial import TrialState
 
     return (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+def finished_count(storage: optuna.storages.RDBStorage, name: str) -> int:
+    """Trials that count toward the study's total (0 when there is no such study)."""
+    return _count(storage, name, _finished_states())
 
 
 def _count(

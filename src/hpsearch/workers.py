@@ -21,6 +21,7 @@ from hpsearch.search import (
     RunSummary,
     connect,
     ensure_study,
+    finished_count,
     stored_summary,
     with_overrides,
 )
@@ -83,7 +84,7 @@ def plan_workers(
             )
         share = threads or max(1, cpus // count)
         return [WorkerPlan(i, "cuda", share, slots[i]) for i in range(count)]
-    count = workers or 1
+    count = 1 if workers is None else workers
     if count < 1:
         raise UsageError(f"--workers must be ≥ 1 but got {count}")
     return [WorkerPlan(i, device, threads or max(1, cpus // count)) for i in range(count)]
@@ -135,6 +136,8 @@ def run_parallel(spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan]) -> 
     storage = connect(spec, opts)  # and before any file is created
     ensure_study(storage, spec, opts.trials, opts)
     started = time.perf_counter()
+    if finished_count(storage, spec.name) >= opts.trials:
+        return stored_summary(storage, spec, opts.trials, 0.0)  # nothing to do: start no worker
     procs = [_spawn(spec, opts, plan) for plan in plans]
     try:
         _watch(storage, spec, opts, procs)
