@@ -6,18 +6,23 @@ from collections.abc import Callable
 from pathlib import Path
 
 import optuna
+import pytest
 from click.testing import Result
 
 Cli = Callable[..., Result]
 
 
+@pytest.mark.parametrize("overrides", [[], ["--max-epochs", "2", "--seed", "11"]])
 def test_rerun_reproduces_a_cpu_trial_exactly(
-    cli: Cli, make_study: Callable[..., Path], storage_url: str, mnist_dir: Path
+    cli: Cli,
+    make_study: Callable[..., Path],
+    storage_url: str,
+    mnist_dir: Path,
+    overrides: list[str],
 ) -> None:
     path = make_study(max_epochs=3)
-    assert (
-        cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url).exit_code == 0
-    )
+    args = ["run", "--study", str(path), "--trials", "2", "--storage", storage_url, *overrides]
+    assert cli(*args).exit_code == 0
     stored = optuna.load_study(study_name="tiny", storage=storage_url).trials[1]
     # Editing the file afterwards does not matter: rerun uses the study file recorded at creation.
     path.write_text(path.read_text().replace("high = 3e-3", "high = 1e-2"))

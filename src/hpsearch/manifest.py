@@ -140,7 +140,8 @@ def build(spec: StudySpec, device: str, data: str | None) -> dict[str, Any]:
         "study_file": spec.text,
         "study_file_path": str(spec.path),
         "study_file_hash": spec.text_hash,
-        "seed": spec.seed,
+        "seed": spec.seed,  # with --seed and --max-epochs applied, unlike the file's text
+        "max_epochs": spec.training.max_epochs,
         "data_hash": data,
     }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -27,12 +28,28 @@ class RerunResult:
 
 
 def recorded_spec(study: optuna.Study, fallback: StudySpec) -> StudySpec:
-    """The study file as recorded at creation (what the trials really ran), else the current."""
+    """The study file as recorded at creation (what the trials really ran), else the current.
+
+    The run's --seed and --max-epochs are applied as recorded: they are not in the file's text.
+    """
     record = study.user_attrs.get("manifest") or {}
     text = record.get("study_file")
     if not text:
         return fallback
-    return parse_spec(text, Path(record.get("study_file_path") or fallback.path))
+    spec = parse_spec(text, Path(record.get("study_file_path") or fallback.path))
+    epochs = record.get("max_epochs") or _signature_epochs(study)  # older manifests lack it
+    training = dataclasses.replace(spec.training, max_epochs=epochs or spec.training.max_epochs)
+    return dataclasses.replace(spec, seed=record.get("seed", spec.seed), training=training)
+
+
+def _signature_epochs(study: optuna.Study) -> int | None:
+    """max_epochs from the creation signature, when no recorded change could have altered it."""
+    from hpsearch.manifest import CHANGES_ATTR, SIGNATURE_ATTR
+
+    if study.user_attrs.get(CHANGES_ATTR):
+        return None
+    value = (study.user_attrs.get(SIGNATURE_ATTR) or {}).get("training.max_epochs")
+    return int(value) if value else None
 
 
 def rerun(
