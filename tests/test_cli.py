@@ -221,6 +221,9 @@ def test_non_positive_threads(cli: Cli, stored: tuple[Path, str], workers: list[
             "postgresql+psycopg://bob:s3cret@127.0.0.1:1/db",
             ("cannot open the database at postgresql+psycopg://bob:***@127.0.0.1:1/db",),
         ),
+        ("postgresql+psycopg://bob:s3cret@x@127.0.0.1:abc/db", ("bad storage URL", "bob:***@")),
+        ("sqlite://", ("in-memory SQLite keeps no trial", "sqlite:///hpsearch.db")),
+        ("sqlite:///:memory:", ("in-memory SQLite keeps no trial",)),
     ],
 )
 def test_bad_or_unreachable_storage(
@@ -229,6 +232,40 @@ def test_bad_or_unreachable_storage(
     result = cli("run", "--study", str(make_study()), "--trials", "1", "--storage", url)
     assert_one_line_error(result, *fragments)
     assert "s3cret" not in result.output
+
+
+@pytest.mark.parametrize("command", ["best", "export"])
+def test_reading_with_another_metric_is_refused(
+    cli: Cli, stored: tuple[Path, str], command: str
+) -> None:
+    study, url = stored
+    study.write_text(study.read_text().replace("[training]", '[training]\nmetric = "valid_loss"'))
+    assert_one_line_error(
+        cli(command, "--study", str(study), "--storage", url),
+        "was run to maximize valid_accuracy but the study file says valid_loss",
+    )
+
+
+def test_reading_leaves_an_optuna_database_unchanged(
+    cli: Cli, make_study: Callable[..., Path], tmp_path: Path
+) -> None:
+    import sqlite3
+
+    db = tmp_path / "plain.db"
+    plain = optuna.create_study(study_name="tiny", storage=f"sqlite:///{db}", direction="maximize")
+    plain.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5))
+    before = db.read_bytes()
+    result = cli("best", "--study", str(make_study()), "--storage", f"sqlite:///{db}")
+    assert result.exit_code == 0, result.output
+    assert db.read_bytes() == before  # not switched to WAL, nothing written
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+
+
+def test_rerun_with_no_threads(cli: Cli, stored: tuple[Path, str]) -> None:
+    study, url = stored
+    args = ["rerun", "--study", str(study), "--trial", "0", "--storage", url, "--threads", "0"]
+    assert_one_line_error(cli(*args), "--threads must be ≥ 1 but got 0")
 
 
 def test_storage_that_is_not_a_database(

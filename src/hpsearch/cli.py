@@ -49,11 +49,14 @@ study_option = click.option(
 
 def stored_study(study: str, storage: str) -> tuple[Any, Any]:
     """The study file's spec and its stored study (a clear error when it is not there)."""
+    from hpsearch.search import check_stored_metric
     from hpsearch.spec import load_spec
     from hpsearch.storage import load_study
 
     spec = load_spec(study)
-    return spec, load_study(storage, spec.name)
+    loaded = load_study(storage, spec.name)
+    check_stored_metric(loaded, spec, storage)
+    return spec, loaded
 
 
 def translate_errors(func: F) -> F:

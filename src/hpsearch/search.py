@@ -371,6 +371,17 @@ def check_direction(storage: optuna.storages.RDBStorage, spec: StudySpec, url: s
         )
 
 
+def check_stored_metric(study: optuna.Study, spec: StudySpec, url: str) -> None:
+    """A command that reads a study must rank its trials by the metric they were run on."""
+    metric = study.user_attrs.get("metric", spec.training.metric)
+    direction = study.direction.name.lower()
+    if metric != spec.training.metric or direction != spec.direction:
+        raise StorageError(
+            f"study '{spec.name}' in {masked(url)} was run to {direction} {metric} but the "
+            f"study file says {spec.training.metric}; use the study file it was run with"
+        )
+
+
 def _write(message: str) -> None:
     """Print a note without breaking the progress bar."""
     from tqdm import tqdm

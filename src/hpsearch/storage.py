@@ -27,7 +27,7 @@ URL_HELP = "use e.g. sqlite:///hpsearch.db or postgresql+psycopg://user:password
 
 def masked(url: str) -> str:
     """The URL with any password replaced, safe for logs and messages."""
-    return re.sub(r"(://[^:/@]*):[^@]*@", r"\1:***@", url)
+    return re.sub(r"(://[^:/@]*):[^/]*@", r"\1:***@", url)  # up to the last @ before the path
 
 
 def open_storage(
@@ -35,13 +35,15 @@ def open_storage(
     heartbeat: int | None = None,
     grace_period: int | None = None,
     create: bool = True,
+    writes: bool = True,
 ) -> TrackingRDBStorage:
     """An Optuna RDB storage for a SQLAlchemy URL, with clear errors for bad or dead databases.
 
     With `heartbeat`, running trials beat every that many seconds; one silent for
     `grace_period` seconds (its worker died) is marked failed and queued again. Without
     `create`, a SQLite file that does not exist is an error (a mistyped path for a command that
-    only reads would otherwise leave an empty database behind).
+    only reads would otherwise leave an empty database behind). Without `writes`, a SQLite file
+    is left in its journal mode: a command that only reads does not change the file.
     """
     import optuna
     import sqlalchemy.exc
@@ -50,10 +52,10 @@ def open_storage(
 
     try:
         parsed = make_url(url)
-    except sqlalchemy.exc.ArgumentError:
+    except (sqlalchemy.exc.ArgumentError, ValueError):  # e.g. a port that is not a number
         raise StorageError(f"bad storage URL '{masked(url)}'; {URL_HELP}") from None
     if parsed.get_backend_name() == "sqlite":
-        _prepare_sqlite(parsed.database, create)
+        _prepare_sqlite(parsed.database, create, writes)
         engine_kwargs: dict[str, object] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
     else:
         engine_kwargs = {"pool_pre_ping": True}  # an idle connection may have been dropped
@@ -115,10 +117,13 @@ def mentions(*messages: str) -> Callable[[Exception], bool]:
     return lambda exc: any(m in str(exc) for m in messages)
 
 
-def _prepare_sqlite(database: str | None, create: bool = True) -> None:
+def _prepare_sqlite(database: str | None, create: bool = True, writes: bool = True) -> None:
     """Check the SQLite file's folder and switch the file to WAL so workers can share it."""
     if not database or database == ":memory:":
-        return
+        raise StorageError(
+            "in-memory SQLite keeps no trial after the process exits; give a file, e.g. "
+            "sqlite:///hpsearch.db"
+        )
     path = Path(database)
     if not create and not path.is_file():
         raise StorageError(
@@ -129,6 +134,8 @@ def _prepare_sqlite(database: str | None, create: bool = True) -> None:
             f"cannot create SQLite file {path}: folder {path.parent} does not exist; create it "
             "or choose another --storage path"
         )
+    if not writes:
+        return
     try:
         # another process switching it at the same moment
         retry_race(lambda: _switch_to_wal(path), mentions("locked"), SCHEMA_RACE_RETRIES, 0.2)
@@ -168,7 +175,7 @@ def load_study(storage_url: str, name: str) -> optuna.Study:
     """An existing study, or a clear error naming the storage that lacks it."""
     import optuna
 
-    storage = open_storage(storage_url, create=False)
+    storage = open_storage(storage_url, create=False, writes=False)
     if stored_direction(storage, name) is None:
         known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
         raise StorageError(

@@ -81,6 +81,8 @@ def resolve_device(name: str) -> torch.device:
 
 def set_threads(threads: int | None) -> None:
     """Give this process's torch a fixed thread count (workers share the CPU cores)."""
+    if threads is not None and threads < 1:
+        raise UsageError(f"--threads must be ≥ 1 but got {threads}")
     if threads is not None:
         import torch
 
