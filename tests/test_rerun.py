@@ -67,3 +67,23 @@ def test_rerun_of_an_absent_trial(
     )
     assert result.exit_code == 1
     assert result.output.strip() == "Error: study 'tiny' has no trial #7; its trials are #0..#0"
+
+
+def test_rerun_and_report_use_the_file_each_trial_ran_with(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str, mnist_dir: Path, tmp_path: Path
+) -> None:
+    path = make_study(max_epochs=1)
+    run = ["run", "--study", str(path), "--storage", storage_url]
+    assert cli(*run, "--trials", "1").exit_code == 0
+    changed = path.read_text().replace("[training]", "[model]\nhidden = [32]\n[training]")
+    path.write_text(changed.replace("max_epochs = 1", "max_epochs = 2"))
+    assert cli(*run, "--trials", "2", "--allow-changed-spec").exit_code == 0
+    trials = optuna.load_study(study_name="tiny", storage=storage_url).trials
+    for trial in trials:
+        args = ["rerun", "--study", str(path), "--trial", str(trial.number)]
+        args += ["--storage", storage_url, "--data-dir", str(mnist_dir)]
+        result = cli(*args, "--threads", str(trial.user_attrs["threads"]))
+        assert "identical: the trial reproduces exactly" in result.output, result.output
+    report = ["report", "--study", str(path), "--storage", storage_url]
+    result = cli(*report, "--data-dir", str(mnist_dir), "-o", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output  # both trials' weights load into their own model

@@ -430,7 +430,7 @@ def report(
     """Write reports/<study>/index.html: best trial on test (once), figures, tables, manifest."""
     from hpsearch.artifacts import default_dir, store_for
     from hpsearch.htmlreport import build_report, default_out, describe, manifest_lines
-    from hpsearch.rerun import recorded_spec
+    from hpsearch.manifest import recorded_spec
 
     spec, loaded = stored_study(study, storage)
     spec = recorded_spec(loaded, spec)

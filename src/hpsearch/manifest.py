@@ -13,10 +13,10 @@ import subprocess
 from datetime import UTC, datetime
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hpsearch import __version__
-from hpsearch.errors import SpecError
+from hpsearch.errors import SpecError, StorageError
 from hpsearch.spec import (
     Choice,
     DataSpec,
@@ -25,7 +25,12 @@ from hpsearch.spec import (
     SamplerSpec,
     StudySpec,
     TrainingSpec,
+    parse_spec,
 )
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.trial import FrozenTrial
 
 MANIFEST_ATTR = "manifest"
 SIGNATURE_ATTR = "signature"
@@ -137,13 +142,60 @@ def build(spec: StudySpec, device: str, data: str | None) -> dict[str, Any]:
         "versions": versions(),
         "git_commit": git_commit(),
         "device": device,
-        "study_file": spec.text,
-        "study_file_path": str(spec.path),
+        **_spec_record(spec),
         "study_file_hash": spec.text_hash,
-        "seed": spec.seed,  # with --seed and --max-epochs applied, unlike the file's text
-        "max_epochs": spec.training.max_epochs,
         "data_hash": data,
     }
+
+
+def _spec_record(spec: StudySpec) -> dict[str, Any]:
+    """What rebuilds the spec the trials ran with: the file, and the run's overrides."""
+    return {
+        "study_file": spec.text,
+        "study_file_path": str(spec.path),
+        "seed": spec.seed,  # with --seed and --max-epochs applied, unlike the file's text
+        "max_epochs": spec.training.max_epochs,
+    }
+
+
+def recorded_spec(
+    study: optuna.Study, fallback: StudySpec, trial: FrozenTrial | None = None
+) -> StudySpec:
+    """The spec a trial ran with (by default the latest): the creation file or an allowed change.
+
+    A study resumed with --allow-changed-spec records the changed file with the change, so a
+    trial started after it is rebuilt with the model it really trained. `fallback` (the
+    current file) serves studies recorded before hpsearch kept the study file.
+    """
+    attrs = study.user_attrs
+    record: dict[str, Any] = attrs.get(MANIFEST_ATTR) or {}
+    changes = [c for c in attrs.get(CHANGES_ATTR) or [] if trial is None or _before(c, trial)]
+    if changes and not changes[-1].get("study_file"):
+        raise StorageError(
+            "the study file was changed by an older hpsearch that did not record the new file; "
+            "the model of a trial run after that change cannot be rebuilt"
+        )
+    record = changes[-1] if changes else record
+    if not record.get("study_file"):
+        return fallback
+    spec = parse_spec(record["study_file"], Path(record.get("study_file_path") or fallback.path))
+    epochs = record.get("max_epochs") or _signature_epochs(attrs) or spec.training.max_epochs
+    training = dataclasses.replace(spec.training, max_epochs=epochs)
+    return dataclasses.replace(spec, seed=record.get("seed", spec.seed), training=training)
+
+
+def _before(change: dict[str, Any], trial: FrozenTrial) -> bool:
+    """Whether a change was recorded before the trial started (Optuna stores naive local time)."""
+    recorded = datetime.fromisoformat(change["time"]).astimezone().replace(tzinfo=None)
+    return recorded <= (trial.datetime_start or datetime.max)
+
+
+def _signature_epochs(attrs: dict[str, Any]) -> int | None:
+    """max_epochs from the creation signature, for manifests older than its own record."""
+    if attrs.get(CHANGES_ATTR):
+        return None  # the signature follows allowed changes
+    value = (attrs.get(SIGNATURE_ATTR) or {}).get("training.max_epochs")
+    return int(value) if value else None
 
 
 def check(
@@ -162,4 +214,5 @@ def check(
             f"{'; '.join(changed)}; use a new study name, or pass --allow-changed-spec to "
             "resume anyway (the change is recorded on the study)"
         )
-    return {"time": datetime.now(UTC).isoformat(timespec="seconds"), "changes": changed}
+    time = datetime.now(UTC).isoformat(timespec="microseconds")
+    return {"time": time, "changes": changed, **_spec_record(spec)}

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from hpsearch.errors import StorageError
-from hpsearch.spec import StudySpec, parse_spec
+from hpsearch.manifest import recorded_spec
+from hpsearch.spec import StudySpec
 
 if TYPE_CHECKING:
     import optuna
@@ -25,31 +25,6 @@ class RerunResult:
     threads: int
     stored_threads: int | None
     device: str
-
-
-def recorded_spec(study: optuna.Study, fallback: StudySpec) -> StudySpec:
-    """The study file as recorded at creation (what the trials really ran), else the current.
-
-    The run's --seed and --max-epochs are applied as recorded: they are not in the file's text.
-    """
-    record = study.user_attrs.get("manifest") or {}
-    text = record.get("study_file")
-    if not text:
-        return fallback
-    spec = parse_spec(text, Path(record.get("study_file_path") or fallback.path))
-    epochs = record.get("max_epochs") or _signature_epochs(study)  # older manifests lack it
-    training = dataclasses.replace(spec.training, max_epochs=epochs or spec.training.max_epochs)
-    return dataclasses.replace(spec, seed=record.get("seed", spec.seed), training=training)
-
-
-def _signature_epochs(study: optuna.Study) -> int | None:
-    """max_epochs from the creation signature, when no recorded change could have altered it."""
-    from hpsearch.manifest import CHANGES_ATTR, SIGNATURE_ATTR
-
-    if study.user_attrs.get(CHANGES_ATTR):
-        return None
-    value = (study.user_attrs.get(SIGNATURE_ATTR) or {}).get("training.max_epochs")
-    return int(value) if value else None
 
 
 def rerun(
@@ -70,7 +45,7 @@ def rerun(
             f"#0..#{max(trials, default=-1)}"
         )
     trial = trials[number]
-    spec = recorded_spec(study, spec)
+    spec = recorded_spec(study, spec, trial)
     device = resolve_device(device_name)
     kind = kind_for(spec)
     splits = kind.load(spec.data, data_dir, device)

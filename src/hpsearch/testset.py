@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hpsearch.errors import StorageError
+
 if TYPE_CHECKING:
     import optuna
     from optuna.artifacts._protocol import ArtifactStore
@@ -63,18 +65,26 @@ def evaluate_on_test(
     import torch
 
     from hpsearch.artifacts import load_weights
+    from hpsearch.manifest import recorded_spec
     from hpsearch.objectives import kind_for
 
     known = recorded(study, trial.number)
     if known is not None:
         return known
+    spec = recorded_spec(study, spec, trial)  # the model this trial trained, after any change
     state = load_weights(store, trial)
     kind = kind_for(spec)
     x, y = kind.load_test(spec.data, data_dir, torch.device("cpu"))
     classes = list(kind.load(spec.data, data_dir, torch.device("cpu")).classes)
     hp = dataclasses.replace(spec.training, **trial.params)
     model = kind.build(spec, hp, len(classes))
-    model.load_state_dict(state)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError:
+        raise StorageError(
+            f"the stored weights of trial #{trial.number} do not fit the model its study file "
+            "describes; the artifact folder may belong to another study (check --artifacts)"
+        ) from None
     model.eval()
     with torch.inference_mode():
         predicted = torch.cat([model(x[i : i + 4096]).argmax(1) for i in range(0, len(x), 4096)])
