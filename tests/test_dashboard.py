@@ -233,3 +233,25 @@ def test_dashboard_listens_on_loopback_by_default(served: Served) -> None:
     assert listening == ["127.0.0.1"]
     help_text = CliRunner().invoke(main, ["dashboard", "--help"]).output
     assert re.search(r"--host TEXT.*\[default: 127\.0\.0\.1\]", help_text, re.S), help_text
+
+
+@pytest.mark.parametrize(
+    ("where", "fragment"),
+    [
+        (["--host", "999.1.1.1"], "cannot use --host 999.1.1.1"),
+        (["--port", "TAKEN"], "Address already in use; pick another --port"),
+    ],
+)
+def test_a_bad_address_is_one_line_before_any_banner(
+    tmp_path: Path, where: list[str], fragment: str
+) -> None:
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    optuna.create_study(study_name="x", storage=url)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        where = [port if arg == "TAKEN" else arg for arg in where]
+        cmd = [sys.executable, "-m", "hpsearch", "dashboard", "--storage", url, *where]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert_one_line_error(done, fragment)

@@ -333,7 +333,7 @@ def ranges(study: str, storage: str) -> None:
 @click.option("--study", "study", default=None, help="Check that this study exists first.")
 @storage_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=int, default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
 @artifacts_option
 @translate_errors
 def dashboard(
