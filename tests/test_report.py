@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -150,14 +151,27 @@ def test_report_bad_inputs(
         "--study", str(path), "--storage", url, "-o", str(blocked / "r"), data=mnist_dir
     )
     assert unwritable.exit_code == 1 and "cannot write the report" in unwritable.output
+    other = tmp_path / "other"
+    shutil.copytree(mnist_dir, other)
+    images = other / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    pixels = bytearray(images.read_bytes())
+    pixels[1000] ^= 0xFF  # one pixel: other training data, though the test split is the same
+    images.write_bytes(bytes(pixels))
+    elsewhere = report(
+        "--study", str(path), "--storage", url, "-o", str(tmp_path / "r0" / "r"), data=other
+    )
+    assert elsewhere.exit_code == 1, elsewhere.output
+    assert f"the data in {other} is not what study 'rep' was trained on" in elsewhere.output
+    assert not (tmp_path / "r0").exists()  # a failed report leaves no folder behind
     best = optuna.load_study(study_name="rep", storage=url).best_trial
     (tmp_path / "trials-artifacts" / best.user_attrs[ARTIFACT_ATTR]).unlink()
     missing = report(
         "--study", str(path), "--storage", url, "-o", str(tmp_path / "r"), data=mnist_dir
     )
     assert missing.exit_code == 1 and f"weights of trial #{best.number}" in missing.output
+    assert "pass --artifacts DIR" in missing.output
     assert "test_results" not in optuna.load_study(study_name="rep", storage=url).user_attrs
-    for result in (absent, unwritable, missing):
+    for result in (absent, unwritable, elsewhere, missing):
         assert len(result.output.strip().splitlines()) == 1
 
 

@@ -123,8 +123,8 @@ def load_weights(store: ArtifactStore, trial: FrozenTrial) -> dict[str, Any]:
             state: dict[str, Any] = torch.load(reader, weights_only=True)
     except (ArtifactNotFound, FileNotFoundError):
         raise StorageError(
-            f"the weights of trial #{trial.number} (artifact {artifact_id}) are missing from the "
-            "artifact store; they were removed (not in the kept set) or deleted by hand - "
-            f"retrain with `hpsearch rerun --trial {trial.number}`"
+            f"the weights of trial #{trial.number} (artifact {artifact_id}) are not in the "
+            "artifact folder; if the run kept them elsewhere, pass --artifacts DIR (a run keeps "
+            "only its top trials' weights; a deleted file cannot be recovered)"
         ) from None
     return state

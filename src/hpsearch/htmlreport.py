@@ -71,9 +71,14 @@ def build_report(
         raise StorageError(
             f"study '{spec.name}' has no completed trial yet; run it first, then report"
         )
+    made = [folder for folder in (out, *out.parents) if not folder.exists()]
     _writable(out)
+    try:
+        test = evaluate_on_test(study, spec, ranked[0], store, data_dir)
+    except BaseException:
+        _remove_empty(made)  # a failed report leaves no empty folder behind
+        raise
     best = ranked[0]
-    test = evaluate_on_test(study, spec, best, store, data_dir)
     pngs = _draw(study, trials, ranked, test, maximize, out)
     rows = regularizer_rows(study, spec, ranked, store, data_dir)
     target = int(study.user_attrs.get("target_trials", 0))
@@ -83,6 +88,15 @@ def build_report(
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
     return Report(index, pngs, best, test, running)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders this report created (deepest first) while they are empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:
+            return
 
 
 def _writable(out: Path) -> None:

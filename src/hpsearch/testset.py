@@ -75,6 +75,7 @@ def evaluate_on_test(
     state = load_weights(store, trial)
     kind = kind_for(spec)
     x, y = kind.load_test(spec.data, data_dir, torch.device("cpu"))
+    _check_same_data(study, spec, data_dir)
     classes = list(kind.load(spec.data, data_dir, torch.device("cpu")).classes)
     hp = dataclasses.replace(spec.training, **trial.params)
     model = kind.build(spec, hp, len(classes))
@@ -103,3 +104,17 @@ def evaluate_on_test(
     stored[str(trial.number)] = result.as_record()
     study.set_user_attr(TEST_ATTR, stored)
     return result
+
+
+def _check_same_data(study: optuna.Study, spec: StudySpec, data_dir: Path) -> None:
+    """The test figure is recorded for good, so it must come from the data the study used."""
+    from hpsearch.data import data_files
+    from hpsearch.manifest import DATA_HASH_ATTR, data_hash
+
+    trained_on = study.user_attrs.get(DATA_HASH_ATTR)
+    here = data_hash(data_files(spec.data, data_dir))
+    if trained_on and here != trained_on:
+        raise StorageError(
+            f"the data in {data_dir} is not what study '{spec.name}' was trained on (training "
+            f"files hash {here}, recorded {trained_on}); point --data-dir at the study's data"
+        )
