@@ -200,6 +200,13 @@ def test_non_positive_trials(cli: Cli, stored: tuple[Path, str], trials: str) ->
     assert snapshot(url, "tiny") == before
 
 
+def test_timeout_that_is_not_a_positive_number(cli: Cli, stored: tuple[Path, str]) -> None:
+    study, url = stored
+    args = ["run", "--study", str(study), "--trials", "3", "--storage", url, "--timeout", "nan"]
+    assert_one_line_error(cli(*args), "--timeout must be > 0 seconds but got nan")
+    assert len(snapshot(url, "tiny")) == 2
+
+
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
 def test_non_positive_threads(cli: Cli, stored: tuple[Path, str], workers: list[str]) -> None:
     path, url = stored

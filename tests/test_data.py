@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,14 @@ def test_missing_files_offline_name_the_folder(tmp_path: Path) -> None:
         read_mnist(tmp_path, train=True)
     assert str(tmp_path / "MNIST" / "raw") in str(info.value)
     assert "t10k-labels-idx1-ubyte" in str(info.value)
+
+
+def test_damaged_files_are_not_called_missing(tmp_path: Path, mnist_dir: Path) -> None:
+    shutil.copytree(mnist_dir / "MNIST", tmp_path / "MNIST")
+    images = tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:5000])  # cut off mid-file
+    with pytest.raises(DataError, match=r"cannot read MNIST in .*replace the damaged files"):
+        read_mnist(tmp_path, train=True)
 
 
 def test_full_mnist_split_is_48000_12000(full_data_dir: Path) -> None:

@@ -103,6 +103,13 @@ def test_missing_and_empty_folders(tmp_path: Path) -> None:
         scan_image_folder(tmp_path / "tree")
 
 
+def test_a_class_too_small_to_split_is_named(flowers_copy: Path) -> None:
+    for extra in sorted((flowers_copy / "flowers" / "tulip").iterdir())[1:]:
+        extra.unlink()
+    with pytest.raises(DataError, match="class 'tulip' has only 1 images, too few to split"):
+        load_image_set(SMALL, flowers_copy)
+
+
 def test_unreadable_image_is_named(flowers_copy: Path) -> None:
     bad = flowers_copy / "flowers" / "daisy" / "broken.jpg"
     bad.write_bytes(b"\xff\xd8\xff this is not really a jpeg")

@@ -87,3 +87,13 @@ def test_rerun_and_report_use_the_file_each_trial_ran_with(
     report = ["report", "--study", str(path), "--storage", storage_url]
     result = cli(*report, "--data-dir", str(mnist_dir), "-o", str(tmp_path / "r"))
     assert result.exit_code == 0, result.output  # both trials' weights load into their own model
+
+
+def test_rerun_in_a_study_without_trials(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str, mnist_dir: Path
+) -> None:
+    path = make_study()
+    assert cli("create", "--study", str(path), "--trials", "2", "--storage", storage_url)
+    args = ["rerun", "--study", str(path), "--trial", "0", "--storage", storage_url]
+    result = cli(*args, "--data-dir", str(mnist_dir))
+    assert result.output.strip() == "Error: study 'tiny' has no trial #0; it has no trials yet"

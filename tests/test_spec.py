@@ -107,3 +107,13 @@ def test_the_lr_schedule_is_a_training_setting_and_a_searchable_choice() -> None
     assert fixed.training.schedule == "cosine"
     searched = parse("[search]\nschedule = { choices = ['constant', 'cosine'] }")
     assert searched.search["schedule"] == Choice(("constant", "cosine"))
+
+
+def test_a_folder_or_a_non_utf8_file_as_study(tmp_path: Path) -> None:
+    (tmp_path / "d.toml").mkdir()
+    with pytest.raises(SpecError, match=r"is a folder; pass the \.toml file in it"):
+        load_spec(str(tmp_path / "d.toml"))
+    latin = tmp_path / "latin.toml"
+    latin.write_bytes('description = "caf\xe9"\n'.encode("latin-1"))
+    with pytest.raises(SpecError, match=r"not UTF-8 text .* save it as UTF-8 TOML"):
+        load_spec(str(latin))

@@ -46,9 +46,15 @@ def read_mnist(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST images (uint8, N x 28 x 28) and labels from root/MNIST/raw, downloading if allowed."""
     from torchvision.datasets import MNIST
 
+    raw = root / "MNIST" / "raw"
     try:
         ds = MNIST(str(root), train=train, download=False)
-    except RuntimeError:
+    except RuntimeError as exc:
+        if all((raw / name).is_file() for name in MNIST_FILES):  # there, but unreadable
+            raise DataError(
+                f"cannot read MNIST in {raw}: {str(exc).splitlines()[0][:120]}; replace the "
+                "damaged files"
+            ) from None
         if offline():
             raise DataError(_missing_mnist(root, "downloads are off (HPSEARCH_OFFLINE)")) from None
         try:
@@ -199,12 +205,12 @@ def load_image_set(spec: DataSpec, root: Path) -> ImageSet:
         torch.save(images, tmp)
         os.replace(tmp, path)  # atomic: a concurrent worker sees a whole file or none
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
-    train, valid, test = stratified_split(labels, spec)
+    train, valid, test = stratified_split(labels, spec, classes)
     return ImageSet(images, labels, classes, train, valid, test)
 
 
 def stratified_split(
-    labels: torch.Tensor, spec: DataSpec
+    labels: torch.Tensor, spec: DataSpec, classes: tuple[str, ...] | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Per-class seeded shuffle into train/validation/test with the spec's fractions."""
     import torch
@@ -217,8 +223,9 @@ def stratified_split(
         n_test = round(len(members) * spec.test_fraction)
         n_valid = max(1, round(len(members) * spec.valid_fraction))
         if len(members) - n_test - n_valid < 1:
+            name = classes[label] if classes else str(label)
             raise DataError(
-                f"class {label} has only {len(members)} images, too few to split; add images"
+                f"class '{name}' has only {len(members)} images, too few to split; add images"
             )
         parts[2].append(members[:n_test])
         parts[1].append(members[n_test : n_test + n_valid])

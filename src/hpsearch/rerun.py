@@ -40,10 +40,8 @@ def rerun(
 
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
-        raise StorageError(
-            f"study '{study.study_name}' has no trial #{number}; its trials are "
-            f"#0..#{max(trials, default=-1)}"
-        )
+        held = f"its trials are #0..#{max(trials)}" if trials else "it has no trials yet"
+        raise StorageError(f"study '{study.study_name}' has no trial #{number}; {held}")
     trial = trials[number]
     spec = recorded_spec(study, spec, trial)
     device = resolve_device(device_name)

@@ -90,7 +90,7 @@ def check_options(opts: RunOptions) -> None:
         )
     if opts.max_epochs is not None and opts.max_epochs < 1:
         raise UsageError(f"--max-epochs must be ≥ 1 but got {opts.max_epochs}")
-    if opts.timeout is not None and opts.timeout <= 0:
+    if opts.timeout is not None and not opts.timeout > 0:  # nan too
         raise UsageError(f"--timeout must be > 0 seconds but got {opts.timeout:g}")
     if opts.threads is not None and opts.threads < 1:
         raise UsageError(f"--threads must be ≥ 1 but got {opts.threads}")

@@ -259,6 +259,8 @@ def resolve_study(name_or_path: str) -> Path:
     if candidate.suffix == ".toml" or "/" in name_or_path:
         if candidate.is_file():
             return candidate
+        if candidate.is_dir():
+            raise SpecError(f"study file '{name_or_path}' is a folder; pass the .toml file in it")
         raise SpecError(f"study file '{name_or_path}' does not exist; check the path")
     shipped = studies_dir() / f"{name_or_path}.toml"
     if shipped.is_file():
@@ -274,10 +276,14 @@ def load_spec(name_or_path: str) -> StudySpec:
     path = resolve_study(name_or_path)
     try:
         text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
+    except UnicodeDecodeError as exc:
         raise SpecError(
-            f"{path}: cannot read the study file ({exc}); check its permissions"
-        ) from exc
+            f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start}); save it as UTF-8 TOML"
+        ) from None
+    except OSError as exc:
+        raise SpecError(
+            f"{path}: cannot read the study file ({exc.strerror}); check its permissions"
+        ) from None
     return parse_spec(text, path)
 
 
