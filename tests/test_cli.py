@@ -326,6 +326,11 @@ def test_best_without_study_or_completed_trial(
         cli("best", "--study", str(study), "--storage", storage_url),
         "no study 'tiny'",
         "studies there: other",
+        f"`hpsearch run --study {study}` first",  # the path it was given, which works as is
+    )
+    assert_one_line_error(
+        cli("best", "--study", "mnist-reg", "--storage", storage_url),
+        "`hpsearch run --study mnist-reg` first",
     )
     cli("run", "--study", str(study), "--trials", "1", "--storage", storage_url)
     assert_one_line_error(

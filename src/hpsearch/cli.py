@@ -54,7 +54,7 @@ def stored_study(study: str, storage: str) -> tuple[Any, Any]:
     from hpsearch.storage import load_study
 
     spec = load_spec(study)
-    loaded = load_study(storage, spec.name)
+    loaded = load_study(storage, spec.name, spec.cli_name)
     check_stored_metric(loaded, spec, storage)
     return spec, loaded
 

@@ -231,7 +231,7 @@ def run_worker(
     if not attrs and stored_direction(storage, spec.name) is None:
         raise StorageError(
             f"no study '{spec.name}' in {masked(opts.storage)}; create it first with "
-            f"`hpsearch create --study {spec.name} --trials N` (or `hpsearch run`)"
+            f"`hpsearch create --study {spec.cli_name} --trials N` (or `hpsearch run`)"
         )
     target = opts.trials or attrs.get(TARGET_ATTR)
     if not target:

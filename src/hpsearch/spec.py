@@ -233,6 +233,12 @@ class StudySpec:
         return "maximize" if self.training.metric == "valid_accuracy" else "minimize"
 
     @property
+    def cli_name(self) -> str:
+        """What to pass as --study in a suggested command: the name if shipped, else the path."""
+        shipped = self.path.resolve().parent == studies_dir().resolve()
+        return self.name if shipped and self.path.stem == self.name else str(self.path)
+
+    @property
     def text_hash(self) -> str:
         """A short fingerprint of the file's text, for manifests and change detection."""
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]

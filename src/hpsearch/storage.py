@@ -171,7 +171,7 @@ def stored_direction(storage: RDBStorage, name: str) -> str | None:
     return "maximize" if directions[0].name == "MAXIMIZE" else "minimize"
 
 
-def load_study(storage_url: str, name: str) -> optuna.Study:
+def load_study(storage_url: str, name: str, study_arg: str | None = None) -> optuna.Study:
     """An existing study, or a clear error naming the storage that lacks it."""
     import optuna
 
@@ -180,6 +180,6 @@ def load_study(storage_url: str, name: str) -> optuna.Study:
         known = ", ".join(s.study_name for s in optuna.get_all_study_summaries(storage)) or "none"
         raise StorageError(
             f"no study '{name}' in {masked(storage_url)} (studies there: {known}); run "
-            f"`hpsearch run --study {name}` first or pass the right --storage"
+            f"`hpsearch run --study {study_arg or name}` first or pass the right --storage"
         )
     return optuna.load_study(study_name=name, storage=storage)
