@@ -106,3 +106,27 @@ def test_export_of_a_missing_study(
     cli("create", "--study", str(other), "--trials", "1", "--storage", storage_url)
     result = cli("export", "--study", str(make_study()), "--storage", storage_url)
     assert result.exit_code == 1 and "no study 'tiny'" in result.output
+
+
+def test_a_failed_export_keeps_the_previous_file(
+    cli: Cli, study_with_pruned: Path, storage_url: str, tmp_path: Path
+) -> None:
+    import os
+
+    out = tmp_path / "trials.csv"
+    out.write_text("yesterday's export\n")
+    (tmp_path / f".trials.csv.{os.getpid()}.tmp").mkdir()  # the temporary file cannot be made
+    args = ["export", "--study", str(study_with_pruned), "--storage", storage_url, "-o", str(out)]
+    result = cli(*args)
+    assert result.exit_code == 1 and "cannot write" in result.output
+    assert out.read_text() == "yesterday's export\n"
+
+
+def test_csv_of_a_study_without_trials_has_the_header(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str
+) -> None:
+    path = make_study()
+    cli("create", "--study", str(path), "--trials", "1", "--storage", storage_url)
+    result = cli("export", "--study", str(path), "--storage", storage_url)
+    assert result.output.startswith("number,state,value,epochs,"), result.output
+    assert len(result.output.splitlines()) == 1

@@ -365,7 +365,7 @@ def dashboard(
 def export(study: str, storage: str, fmt: str, output: Path | None) -> None:
     """Write one record per trial (parameters, state, value, epochs, time, host; JSON: history)."""
     from hpsearch.errors import UsageError
-    from hpsearch.export import to_csv, to_json
+    from hpsearch.export import to_csv, to_json, write_whole
 
     _, loaded = stored_study(study, storage)
     text = to_csv(loaded) if fmt == "csv" else to_json(loaded)
@@ -373,7 +373,7 @@ def export(study: str, storage: str, fmt: str, output: Path | None) -> None:
         click.echo(text, nl=False)
         return
     try:
-        output.write_text(text, encoding="utf-8")
+        write_whole(output, text)
     except OSError as exc:
         raise UsageError(f"cannot write {output}: {exc.strerror}; choose another -o path") from None
     click.echo(f"wrote {len(loaded.trials)} trials to {output}")

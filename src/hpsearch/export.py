@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -23,6 +25,7 @@ ATTR_COLUMNS = (
     "narrowing_round",
     "narrowing_ranges",
 )
+TIME_COLUMNS = ("datetime_start", "datetime_complete")
 
 
 def record(trial: FrozenTrial, params: list[str], history: bool) -> dict[str, Any]:
@@ -30,10 +33,9 @@ def record(trial: FrozenTrial, params: list[str], history: bool) -> dict[str, An
     row: dict[str, Any] = {"number": trial.number, "state": trial.state.name, "value": trial.value}
     row.update({f"param_{name}": trial.params.get(name) for name in params})
     row.update({name: trial.user_attrs.get(name) for name in ATTR_COLUMNS})
-    row["datetime_start"] = trial.datetime_start.isoformat() if trial.datetime_start else None
-    row["datetime_complete"] = (
-        trial.datetime_complete.isoformat() if trial.datetime_complete else None
-    )
+    times = (trial.datetime_start, trial.datetime_complete)
+    for column, when in zip(TIME_COLUMNS, times, strict=True):
+        row[column] = when.isoformat() if when else None
     if history:
         row["history"] = trial.user_attrs.get("history", [])
     return row
@@ -50,9 +52,8 @@ def to_csv(study: optuna.Study) -> str:
     """CSV text; dicts (narrowing ranges) are written as JSON, missing values as empty cells."""
     rows = records(study, history=False)
     out = io.StringIO()
-    if not rows:
-        return ""
-    writer = csv.DictWriter(out, fieldnames=list(rows[0]), lineterminator="\n")
+    columns = list(rows[0]) if rows else [*BASE_COLUMNS, *ATTR_COLUMNS, *TIME_COLUMNS]
+    writer = csv.DictWriter(out, fieldnames=columns, lineterminator="\n")
     writer.writeheader()
     for row in rows:
         writer.writerow(
@@ -69,3 +70,17 @@ def to_json(study: optuna.Study) -> str:
         "trials": records(study, history=True),
     }
     return json.dumps(payload, indent=1, default=str)
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Write via a temporary file and a rename: a failed write leaves the old file intact."""
+    if path.exists() and not path.is_file():  # a device or a pipe (/dev/stdout): write into it
+        path.write_text(text, encoding="utf-8")
+        return
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    finally:
+        if tmp.is_file():
+            tmp.unlink()
