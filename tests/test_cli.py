@@ -365,6 +365,7 @@ def test_reading_a_mistyped_sqlite_path_creates_nothing(
         (["--workers", "2", "--device", "cuda:7"], "device 'cuda:7' is not available"),
         (["--gpus", "7"], "--gpus"),
         (["--gpus", "0", "--device", "cpu"], "--gpus runs the workers on GPUs but --device is cpu"),
+        (["--workers-per-gpu", "0"], "--workers-per-gpu must be ≥ 1 but got 0"),
         (["--data-dir", "MISSING"], "MNIST not found"),
         (["--workers", "2", "--data-dir", "MISSING"], "MNIST not found"),
     ],

@@ -198,7 +198,7 @@ def run(
     spec = load_spec(study)
     opts = run_options(kwargs, trials, storage)
     try:
-        if workers is None and gpus is None:
+        if workers is None and gpus is None and workers_per_gpu == 1:
             summary = run_study(spec, opts)
         else:
             summary = _run_parallel(spec, opts, workers, gpus, workers_per_gpu)

@@ -17,7 +17,7 @@ def serve(
         from optuna_dashboard import run_server
     except ImportError:
         raise UsageError(
-            "optuna-dashboard is not installed; pip install 'hpsearch[dashboard]'"
+            "optuna-dashboard is not installed; pip install 'optuna-dashboard>=0.21'"
         ) from None
     storage = open_storage(storage_url, create=False)
     check_listen(host, port)  # before the server's banner, so a bad address is one line

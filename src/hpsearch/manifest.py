@@ -210,7 +210,8 @@ def check(
         return None
     if not allow:
         raise SpecError(
-            f"study '{spec.name}' was created with a different search space or data: "
+            f"study '{spec.name}' was created with other settings (study file, --seed, "
+            "--max-epochs or data): "
             f"{'; '.join(changed)}; use a new study name, or pass --allow-changed-spec to "
             "resume anyway (the change is recorded on the study)"
         )

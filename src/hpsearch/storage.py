@@ -73,7 +73,7 @@ def open_storage(
     except (ImportError, sqlalchemy.exc.NoSuchModuleError):
         raise StorageError(
             f"no database driver for '{parsed.drivername}' in '{masked(url)}'; install it "
-            "(for PostgreSQL: pip install 'hpsearch[postgres]') or " + URL_HELP
+            "(for PostgreSQL: pip install 'psycopg[binary]') or " + URL_HELP
         ) from None
     except (sqlalchemy.exc.SQLAlchemyError, RuntimeError) as exc:
         raise StorageError(
