@@ -67,6 +67,29 @@ def test_missing_artifact_is_a_clear_error(
         load_weights(open_store(folder), trial)
 
 
+def test_weights_a_gpu_worker_saved_load_on_a_cpu_only_machine(
+    cli: Cli, make_study: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch.serialization
+
+    url = f"sqlite:///{tmp_path / 'trials.db'}"
+    assert (
+        cli("run", "--study", str(make_study()), "--trials", "1", "--storage", url).exit_code == 0
+    )
+    folder = tmp_path / "trials-artifacts"
+    trial = optuna.load_study(study_name="tiny", storage=url).trials[0]
+    file = folder / trial.user_attrs[ARTIFACT_ATTR]
+    state = torch.load(file, weights_only=True)
+    # No GPU here: write the file as a CUDA state_dict is written, with every tensor tagged
+    # cuda:1 (what an older hpsearch stored from a worker on the second GPU).
+    monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:1")
+    torch.save(state, file)
+    monkeypatch.undo()
+    loaded = load_weights(open_store(folder), trial)
+    assert all(v.device.type == "cpu" for v in loaded.values())
+    assert all(torch.equal(loaded[k], state[k]) for k in state)
+
+
 def test_artifacts_folder_from_the_option(
     cli: Cli, make_study: Callable[..., Path], storage_url: str, tmp_path: Path
 ) -> None:

@@ -69,7 +69,8 @@ def upload_weights(store: ArtifactStore, trial: optuna.Trial, model: nn.Module) 
     tag = f"{socket.gethostname()}-{os.getpid()}-{trial.number}"
     with tempfile.TemporaryDirectory(prefix=f"hpsearch-{tag}-") as tmp:
         path = Path(tmp) / f"trial-{trial.number}-weights.pt"
-        torch.save(model.state_dict(), path)
+        # CPU tensors: a GPU worker's weights must load where the report runs, maybe no GPU
+        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
         artifact_id = upload_artifact(
             artifact_store=store,
             file_path=str(path),
@@ -120,7 +121,8 @@ def load_weights(store: ArtifactStore, trial: FrozenTrial) -> dict[str, Any]:
         raise StorageError(f"trial #{trial.number} has no stored weights (it did not complete)")
     try:
         with store.open_reader(artifact_id) as reader:
-            state: dict[str, Any] = torch.load(reader, weights_only=True)
+            # map_location: files written by older versions hold tensors tagged cuda:N
+            state: dict[str, Any] = torch.load(reader, map_location="cpu", weights_only=True)
     except (ArtifactNotFound, FileNotFoundError):
         raise StorageError(
             f"the weights of trial #{trial.number} (artifact {artifact_id}) are not in the "
