@@ -16,7 +16,7 @@ import optuna
 import pytest
 
 from hpsearch.errors import UsageError
-from hpsearch.workers import parse_gpus, plan_workers
+from hpsearch.workers import parse_gpus, plan_workers, visible_gpu
 
 TEST_DATA = Path(__file__).parent / "data"
 STUDY = """\
@@ -279,6 +279,10 @@ def test_plan_workers_shares_cpus_and_pins_gpus() -> None:
     with pytest.raises(UsageError, match="--device is cpu"):
         plan_workers(None, [0], 1, cpus=2, device="cpu")
     assert parse_gpus("0,2") == [0, 2]
+    # --gpus counts the GPUs this process sees; a worker's CUDA_VISIBLE_DEVICES names them
+    assert [visible_gpu(i, "2,3") for i in (0, 1)] == ["2", "3"]
+    assert visible_gpu(0, "GPU-5f2a, GPU-77c1") == "GPU-5f2a"
+    assert [visible_gpu(i, None) for i in (0, 1)] == ["0", "1"]
     with pytest.raises(UsageError, match="indices like 0,1"):
         parse_gpus("first")
 

@@ -157,8 +157,18 @@ def _spawn(spec: StudySpec, opts: RunOptions, plan: WorkerPlan) -> subprocess.Po
     """One worker process; the storage URL travels in its environment, not its argv."""
     env = dict(os.environ, HPSEARCH_STORAGE=opts.storage)
     if plan.gpu is not None:
-        env["CUDA_VISIBLE_DEVICES"] = str(plan.gpu)
+        env["CUDA_VISIBLE_DEVICES"] = visible_gpu(plan.gpu, os.environ.get("CUDA_VISIBLE_DEVICES"))
     return subprocess.Popen(worker_command(spec, opts, plan, opts.trials or 0), env=env)
+
+
+def visible_gpu(index: int, parent: str | None) -> str:
+    """The CUDA_VISIBLE_DEVICES entry for GPU `index` as this process numbers it.
+
+    --gpus indices count the GPUs this process sees; when it already sees a subset (a scheduler
+    set CUDA_VISIBLE_DEVICES=2,3), index 0 is physical GPU 2 (or a UUID), not GPU 0.
+    """
+    ids = [part.strip() for part in (parent or "").split(",") if part.strip()]
+    return ids[index] if index < len(ids) else str(index)
 
 
 def _watch(
