@@ -57,3 +57,30 @@ def test_a_ctrl_c_that_surfaces_as_another_error_is_an_interrupt(
     trials = optuna.load_study(study_name="tiny", storage=storage_url).trials
     assert [t.state.name for t in trials] == ["FAIL"]  # not left RUNNING
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handler restored
+
+
+def test_pruned_trials_do_not_keep_their_models_alive(
+    make_study: Callable[..., Path], mnist_dir: Path, storage_url: str
+) -> None:
+    """A pruned trial's traceback holds its model, optimizer and best weights in a reference
+    cycle; on a GPU that memory stays taken until Python's collector happens to run."""
+    from torch import nn
+
+    from hpsearch.spec import load_spec
+
+    path = make_study(max_epochs=3, pruner='kind = "threshold"\nlower = 0.999\nn_warmup_steps = 0')
+    opts = search.RunOptions(4, storage_url, mnist_dir, device="cpu", progress=False)
+
+    def live_linear_layers() -> int:
+        return sum(type(o) is nn.Linear for o in gc.get_objects())
+
+    gc.collect()
+    before = live_linear_layers()
+    gc.disable()  # only what hpsearch frees itself counts, not a lucky automatic collection
+    try:
+        summary = search.run_study(load_spec(str(path)), opts)
+        left = live_linear_layers() - before
+    finally:
+        gc.enable()
+    assert summary.pruned == 4
+    assert left <= 7, f"{left} Linear layers of finished trials still alive"  # one MLP at most

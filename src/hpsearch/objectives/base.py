@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import socket
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -115,7 +116,14 @@ def make_objective(
     splits = kind.load(spec.data, data_dir, device)
 
     def objective(trial: optuna.Trial) -> float:
-        value, model = train_model(trial, spec, kind, splits, device)
+        try:
+            value, model = train_model(trial, spec, kind, splits, device)
+        except BaseException as exc:
+            # Optuna keeps a pruned or failed trial's exception in a reference cycle; the
+            # traceback's frames hold the model, optimizer and best weights (GPU memory) until a
+            # garbage collection. Clearing them frees all that now, without a collection.
+            traceback.clear_frames(exc.__traceback__)
+            raise
         if store is not None:
             upload_weights(store, trial, model)
         return value
