@@ -97,3 +97,13 @@ def test_rerun_in_a_study_without_trials(
     args = ["rerun", "--study", str(path), "--trial", "0", "--storage", storage_url]
     result = cli(*args, "--data-dir", str(mnist_dir))
     assert result.output.strip() == "Error: study 'tiny' has no trial #0; it has no trials yet"
+
+
+def test_a_rerun_on_another_device_type_says_which_to_pass() -> None:
+    from hpsearch.rerun import RerunResult
+
+    gpu_trial = RerunResult(3, "COMPLETE", 0.9, 0.8, 2, 8, "cpu", stored_device="cuda:1")
+    assert gpu_trial.hint() == "; the trial ran on cuda:1, pass --device cuda"
+    cpu_trial = RerunResult(3, "COMPLETE", 0.9, 0.8, 2, 8, "cpu", stored_device="cpu")
+    assert cpu_trial.hint() == "; the trial ran with 8 threads, pass --threads"
+    assert RerunResult(3, "COMPLETE", 0.9, 0.8, 8, 8, "cpu", stored_device="cpu").hint() == ""

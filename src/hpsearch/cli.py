@@ -405,10 +405,7 @@ def rerun(
     elif result.retrained == result.stored:
         click.echo("identical: the trial reproduces exactly")
     else:
-        hint = ""
-        if result.stored_threads not in (None, result.threads):
-            hint = f"; the trial ran with {result.stored_threads} threads, pass --threads"
-        click.echo(f"difference: {result.retrained - result.stored:+.6g}{hint}")
+        click.echo(f"difference: {result.retrained - result.stored:+.6g}{result.hint()}")
 
 
 @main.command()

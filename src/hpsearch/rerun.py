@@ -25,6 +25,16 @@ class RerunResult:
     threads: int
     stored_threads: int | None
     device: str
+    stored_device: str | None = None
+
+    def hint(self) -> str:
+        """Why a rerun may differ: another device type draws other random numbers."""
+        ran_on = (self.stored_device or self.device).split(":")[0]
+        if ran_on != self.device.split(":")[0]:
+            return f"; the trial ran on {self.stored_device}, pass --device {ran_on}"
+        if self.stored_threads not in (None, self.threads):
+            return f"; the trial ran with {self.stored_threads} threads, pass --threads"
+        return ""
 
 
 def rerun(
@@ -57,4 +67,5 @@ def rerun(
         threads=torch.get_num_threads(),
         stored_threads=trial.user_attrs.get("threads"),
         device=str(device),
+        stored_device=trial.user_attrs.get("device"),
     )

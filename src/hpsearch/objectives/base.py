@@ -144,6 +144,9 @@ def train_model(
     hp = suggest(trial, spec, kind.dropout_needs_no_bn)
     seed = trial_seed(spec.seed, trial.number)
     torch.manual_seed(seed)
+    if device.type == "cuda":  # cuDNN's fastest convolution backward passes are not repeatable
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
     model = kind.build(spec, hp, len(splits.classes)).to(device)
     value = train_trial(trial, spec, hp, model, splits, seed, device, kind.augment(hp))
     return value, model
