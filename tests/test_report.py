@@ -242,3 +242,47 @@ def test_ranges_table_says_how_many_completed_behind_each_best() -> None:
         ["1", "3", "1", "0.1800"],
         ["2", "1", "0", "-"],
     ]
+
+
+def synthetic(
+    number: int, state: str, epochs: int, start_s: float, end_s: float
+) -> optuna.trial.FrozenTrial:
+    """A stored trial with `epochs` one-second epochs that ran from start_s to end_s."""
+    from datetime import datetime, timedelta
+
+    zero = datetime(2026, 1, 1)
+    history = [{"epoch": i + 1, "seconds": 1.0} for i in range(epochs)]
+    return optuna.trial.FrozenTrial(
+        number=number,
+        state=optuna.trial.TrialState[state],
+        value=0.5 if state == "COMPLETE" else None,
+        datetime_start=zero + timedelta(seconds=start_s),
+        datetime_complete=zero + timedelta(seconds=end_s),
+        params={},
+        distributions={},
+        user_attrs={"history": history},
+        system_attrs={},
+        intermediate_values={},
+        trial_id=number,
+    )
+
+
+def test_cost_counts_what_ran_and_what_pruning_saved(make_study: Callable[..., Path]) -> None:
+    from hpsearch.htmlreport import cost
+    from hpsearch.spec import load_spec
+
+    spec = load_spec(str(make_study(max_epochs=20)))
+    trials = [
+        synthetic(0, "COMPLETE", 5, 0, 10),  # early stopping: completed trials ran 5 and 7 epochs
+        synthetic(1, "COMPLETE", 7, 5, 20),  # overlaps #0: a second worker
+        synthetic(2, "PRUNED", 2, 100, 104),  # after a 80 s gap (the study was resumed)
+        synthetic(3, "PRUNED", 3, 104, 110),
+        synthetic(4, "FAIL", 1, 110, 112),  # cut off by Ctrl-C after one epoch
+    ]
+    rows = dict(cost(trials, spec))
+    assert rows["epochs run (failed trials included)"] == "18"
+    saved = rows["epochs saved by pruning (estimate)"]
+    assert saved.startswith("7 (about 7.0s; as if each pruned trial ran 6.0 epochs"), saved
+    # 4 finished trials in 32 s of running time (0-20 and 100-112), not in the 112 s span
+    assert rows["finished trials per hour of running time"] == f"{4 / (32 / 3600):.1f}"
+    assert rows["time per epoch"] == "1.00 s"

@@ -183,27 +183,68 @@ def regularizer_rows(
 
 
 def cost(trials: list[FrozenTrial], spec: StudySpec) -> list[tuple[str, str]]:
-    """Total trial time, epochs, what pruning saved, trials per hour, time per epoch."""
-    seconds = sum(float(t.user_attrs.get("seconds", 0.0)) for t in trials)
-    epochs = sum(int(t.user_attrs.get("epochs", 0)) for t in trials)
-    epoch_s = sum(h["seconds"] for t in trials for h in t.user_attrs.get("history", []))
-    per_epoch = epoch_s / epochs if epochs else 0.0
-    saved = sum(
-        max(0, spec.training.max_epochs - int(t.user_attrs.get("epochs", 0)))
-        for t in trials
-        if t.state.name == "PRUNED"
-    )
-    starts = [t.datetime_start for t in trials if t.datetime_start]
-    ends = [t.datetime_complete for t in trials if t.datetime_complete]
-    span_h = (max(ends) - min(starts)).total_seconds() / 3600 if starts and ends else 0.0
+    """What the study cost: trial time, epochs (failed trials' too), pruning's saving, rate."""
+    histories = [t.user_attrs.get("history", []) for t in trials]
+    epochs = sum(len(h) for h in histories)
+    per_epoch = sum(e["seconds"] for h in histories for e in h) / epochs if epochs else 0.0
+    saved, basis = pruning_saved(trials, spec.training.max_epochs)
+    busy_h = busy_seconds(trials) / 3600
     finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
     return [
-        ("total trial time", format_duration(seconds)),
-        ("epochs run", str(epochs)),
-        ("epochs saved by pruning", f"{saved} (about {format_duration(saved * per_epoch)})"),
-        ("trials per hour", f"{finished / span_h:.1f}" if span_h else "-"),
+        ("trial time (start to end, summed over trials)", format_duration(trial_seconds(trials))),
+        ("epochs run (failed trials included)", str(epochs)),
+        (
+            "epochs saved by pruning (estimate)",
+            f"{saved:.0f} (about {format_duration(saved * per_epoch)}; {basis})",
+        ),
+        ("finished trials per hour of running time", f"{finished / busy_h:.1f}" if busy_h else "-"),
         ("time per epoch", f"{per_epoch:.2f} s"),
     ]
+
+
+def trial_seconds(trials: list[FrozenTrial]) -> float:
+    """Each trial's wall time from start to end (building and saving included), summed."""
+    return sum(
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in trials
+        if t.datetime_start and t.datetime_complete
+    )
+
+
+def pruning_saved(trials: list[FrozenTrial], max_epochs: int) -> tuple[float, str]:
+    """Epochs pruned trials did not run, had they run as long as the completed ones did.
+
+    Completed trials stop early too, so max_epochs would overstate the saving; it is only the
+    fallback when no trial completed.
+    """
+    done = [len(t.user_attrs.get("history", [])) for t in trials if t.state.name == "COMPLETE"]
+    expected = sum(done) / len(done) if done else float(max_epochs)
+    basis = (
+        f"as if each pruned trial ran {expected:.1f} epochs, the completed trials' mean"
+        if done
+        else f"an upper bound, {max_epochs} epochs each: no trial completed"
+    )
+    ran = [len(t.user_attrs.get("history", [])) for t in trials if t.state.name == "PRUNED"]
+    return sum(max(0.0, expected - n) for n in ran), basis
+
+
+def busy_seconds(trials: list[FrozenTrial]) -> float:
+    """Time during which some trial was running: the union of the trials' intervals.
+
+    Parallel workers overlap and a resumed study has idle gaps; neither should count.
+    """
+    spans = sorted(
+        (t.datetime_start, t.datetime_complete)
+        for t in trials
+        if t.datetime_start and t.datetime_complete
+    )
+    total, end = 0.0, None
+    for start, stop in spans:
+        if end is None or start > end:
+            total, end = total + (stop - start).total_seconds(), stop
+        elif stop > end:
+            total, end = total + (stop - end).total_seconds(), stop
+    return total
 
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
