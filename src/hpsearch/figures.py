@@ -99,14 +99,21 @@ def best_so_far(trials: list[FrozenTrial], maximize: bool, path: Path) -> Path:
         alpha=0.5,
         label="complete",
     )
-    floor = min((t.value for t in done if t.value is not None), default=0.0)
+    worst = worst_value([t.value for t in done if t.value is not None], maximize)
     for state, marker in (("PRUNED", "x"), ("FAIL", "v")):
         marked = [t.number for t in trials if t.state.name == state]
         if marked:
-            ax.scatter(marked, [floor] * len(marked), marker=marker, label=state.lower())
+            ax.scatter(marked, [worst] * len(marked), marker=marker, label=state.lower())
     ax.set(xlabel="trial", ylabel="validation metric", title="Best value so far")
     ax.legend(fontsize=8)
     return save(fig, path)
+
+
+def worst_value(values: list[float], maximize: bool) -> float:
+    """Where pruned and failed trials are drawn: at the worst completed value, never the best."""
+    if not values:
+        return 0.0
+    return min(values) if maximize else max(values)
 
 
 def importances(values: dict[str, float], path: Path) -> Path:
