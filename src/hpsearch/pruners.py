@@ -11,13 +11,16 @@ if TYPE_CHECKING:
 
 
 def make_pruner(spec: PrunerSpec, max_epochs: int) -> BasePruner:
-    """Median, successive halving, hyperband, threshold, or none."""
+    """Median, successive halving, hyperband, threshold, or none.
+
+    `n_warmup_steps = k` keeps the first k epochs from pruning. Optuna counts steps from 0 and
+    prunes from step k; hpsearch reports epochs from 1, so it passes k + 1.
+    """
     from optuna import pruners
 
+    warmup = spec.n_warmup_steps + 1
     if spec.kind == "median":
-        return pruners.MedianPruner(
-            n_startup_trials=spec.n_startup_trials, n_warmup_steps=spec.n_warmup_steps
-        )
+        return pruners.MedianPruner(n_startup_trials=spec.n_startup_trials, n_warmup_steps=warmup)
     if spec.kind == "successive_halving":
         return pruners.SuccessiveHalvingPruner(
             min_resource=spec.min_resource, reduction_factor=spec.reduction_factor
@@ -29,7 +32,5 @@ def make_pruner(spec: PrunerSpec, max_epochs: int) -> BasePruner:
             reduction_factor=spec.reduction_factor,
         )
     if spec.kind == "threshold":
-        return pruners.ThresholdPruner(
-            lower=spec.lower, upper=spec.upper, n_warmup_steps=spec.n_warmup_steps
-        )
+        return pruners.ThresholdPruner(lower=spec.lower, upper=spec.upper, n_warmup_steps=warmup)
     return pruners.NopPruner()
