@@ -122,7 +122,7 @@ def test_report_page_loads_in_headless_chromium(
     assert f'id="test-accuracy">{accuracy["accuracy"]:.4f}<' in dom
 
 
-def test_report_of_a_running_study_says_so(
+def test_report_of_an_unfinished_study_says_so(
     ran: tuple[Path, str], tmp_path: Path, mnist_dir: Path
 ) -> None:
     path, url = ran
@@ -135,8 +135,12 @@ def test_report_of_a_running_study_says_so(
     out = tmp_path / "report"
     result = report("--study", str(path), "--storage", url, "-o", str(out), data=mnist_dir)
     assert result.exit_code == 0, result.output
-    assert "still running" in result.output
-    assert "still running: 6 of 20 trials finished" in (out / "index.html").read_text()
+    assert "not finished: 6 of 20 trials, none running now" in result.output
+    assert "not finished: 6 of 20 trials, none running now" in (out / "index.html").read_text()
+    cli_lowered = ["create", "--study", str(path), "--trials", "4", "--storage", url]
+    assert CliRunner().invoke(main, cli_lowered).exit_code == 0
+    result = report("--study", str(path), "--storage", url, "-o", str(out), data=mnist_dir)
+    assert "Finished: 6 trials (the total is now 4)." in (out / "index.html").read_text()
 
 
 def test_report_bad_inputs(

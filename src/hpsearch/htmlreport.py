@@ -55,7 +55,8 @@ class Report:
     figures: list[Path]
     best: FrozenTrial
     test: HeldOutResult
-    running: bool
+    running: bool  # short of its total: still running, or stopped early
+    status: str
 
 
 def build_report(
@@ -82,12 +83,33 @@ def build_report(
     pngs = _draw(study, trials, ranked, test, maximize, out)
     rows = regularizer_rows(study, spec, ranked, store, data_dir)
     target = int(study.user_attrs.get("target_trials", 0))
-    finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
-    running = any(t.state.name == "RUNNING" for t in trials) or finished < target
-    page = _page(study, spec, best, test, pngs, rows, cost(trials, spec), running, target, finished)
+    status, running = study_status(trials, target)
+    page = _page(study, spec, best, test, pngs, rows, cost(trials, spec), running, status)
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
-    return Report(index, pngs, best, test, running)
+    return Report(index, pngs, best, test, running, status)
+
+
+def study_status(trials: list[FrozenTrial], target: int) -> tuple[str, bool]:
+    """One sentence on where the study stands, and whether it is short of its total."""
+    finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
+    running = sum(t.state.name == "RUNNING" for t in trials)
+    if running:
+        return (
+            f"This study is still running: {finished} of {target} trials finished, {running} "
+            "running; the figures and tables show the trials so far.",
+            True,
+        )
+    if finished < target:
+        return (
+            f"This study is not finished: {finished} of {target} trials, none running now "
+            "(stopped or interrupted); re-run it to finish. The figures and tables show the "
+            "trials so far.",
+            True,
+        )
+    if target and finished > target:
+        return f"Finished: {finished} trials (the total is now {target}).", False
+    return f"Finished: {finished} of {target or finished} trials.", False
 
 
 def _remove_empty(folders: list[Path]) -> None:
@@ -272,18 +294,12 @@ def _page(
     rows: list[list[str]],
     costs: list[tuple[str, str]],
     running: bool,
-    target: int,
-    finished: int,
+    status_text: str,
 ) -> str:
     """The whole page."""
     manifest = dict(study.user_attrs.get("manifest") or {})
     file_text = manifest.pop("study_file", spec.text)
-    status = (
-        f"<p class=warn>This study is still running: {finished} of {target} trials finished. "
-        "The figures and tables show the trials so far.</p>"
-        if running
-        else f"<p>Finished: {finished} of {target or finished} trials.</p>"
-    )
+    status = f"<p{' class=warn' if running else ''}>{html.escape(status_text)}</p>"
     params = [[k, format_value(v)] for k, v in sorted(best.params.items())]
     per_class = [[c, f"{a:.4f}"] for c, a in zip(test.classes, test.per_class, strict=True)]
     changes = study.user_attrs.get("spec_changes") or []
@@ -335,5 +351,5 @@ def describe(report: Report, metric: str) -> list[str]:
         f"wrote {report.index} and {len(report.figures)} figures",
     ]
     if report.running:
-        lines.insert(0, "note: the study is still running; the report shows the trials so far")
+        lines.insert(0, f"note: {report.status}")
     return lines
