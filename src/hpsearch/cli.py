@@ -303,10 +303,14 @@ def best(study: str, storage: str) -> None:
     try:
         trial = loaded.best_trial
     except ValueError:
-        raise StorageError(
-            f"study '{spec.name}' has no completed trial yet; run `hpsearch run --study {study}` "
-            "first"
-        ) from None
+        pruned = sum(t.state.name == "PRUNED" for t in loaded.get_trials(deepcopy=False))
+        fix = (
+            f"all {pruned} finished trials were pruned; loosen [pruner] (e.g. a larger "
+            "n_warmup_steps) or raise --trials to run more"
+            if pruned
+            else f"run `hpsearch run --study {study}` first"
+        )
+        raise StorageError(f"study '{spec.name}' has no completed trial yet; {fix}") from None
     click.echo("\n".join(describe_trial(trial, spec.training.metric)))
 
 
