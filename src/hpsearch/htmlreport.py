@@ -39,7 +39,7 @@ COUNT_IMAGES = (
 )
 REGULARIZER_HEADER = [
     "setting",
-    "trials",
+    "trials (failed included)",
     "completed",
     "best validation",
     "median validation",
