@@ -86,6 +86,8 @@ def test_name_defaults_to_file_stem_and_ints_become_floats() -> None:
             "sampler.drop_after must be ≥ 0 (0: drop at once) but got -1",
         ),
         ("[sampler]\nkind = 'tpe'\ndrop_after = 2", "sampler.drop_after does not apply"),
+        ("[sampler]\nkind = 'tpe'\ndrop_after = 3", "sampler.drop_after does not apply"),
+        ("[pruner]\nkind = 'none'\nn_warmup_steps = 1", "pruner.n_warmup_steps does not apply"),
         ("path = 'x'", "unknown key 'path'"),
     ],
 )

@@ -316,7 +316,23 @@ def _spec_from_table(table: dict[str, Any], path: Path, text: str) -> StudySpec:
     search = _parse_search(search_table)
     spec = dataclasses.replace(spec, search=types.MappingProxyType(search))
     _check_spec(spec)
+    _check_written_keys(table, spec)
     return spec
+
+
+def _check_written_keys(table: dict[str, Any], spec: StudySpec) -> None:
+    """A key written for another kind is an error even at its default value (a likely typo)."""
+    kinds = {
+        "sampler": (SAMPLER_KEYS, spec.sampler.kind),
+        "pruner": (PRUNER_KEYS, spec.pruner.kind),
+        "data": (DATA_KEYS, spec.data.dataset),
+        "model": (MODEL_KEYS, spec.data.dataset),
+    }
+    for section, (allowed, kind) in kinds.items():
+        written = table.get(section, {}).keys() - {"kind", "dataset"}
+        for key in sorted(written - allowed[kind]):
+            keys = ", ".join(sorted(allowed[kind])) or "no other keys"
+            raise SpecError(f"{section}.{key} does not apply to '{kind}'; it takes {keys}")
 
 
 # ---------------------------------------------------------------- generic typed building
