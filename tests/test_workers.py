@@ -274,6 +274,8 @@ def test_plan_workers_shares_cpus_and_pins_gpus() -> None:
     assert [p.threads for p in plan_workers(1, None, 1, cpus=8, threads=1)] == [1]
     assert [p.threads for p in plan_workers(None, [0], 2, cpus=8, threads=3)] == [3, 3]
     assert {p.device for p in plan_workers(2, None, 1, cpus=2)} == {"auto"}  # each resolves it
+    with pytest.raises(UsageError, match="--workers-per-gpu 2 needs --gpus"):
+        plan_workers(2, None, 2, cpus=2)
     with pytest.raises(UsageError, match="--workers must be ≥ 1 but got 0"):
         plan_workers(0, None, 1, cpus=2)
     with pytest.raises(UsageError, match="--device is cpu"):

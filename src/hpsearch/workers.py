@@ -72,6 +72,8 @@ def plan_workers(
     """Worker i gets GPU gpus[i // per_gpu] (else `device`) and `threads` or a core share."""
     if per_gpu < 1:
         raise UsageError(f"--workers-per-gpu must be ≥ 1 but got {per_gpu}")
+    if not gpus and per_gpu != 1:
+        raise UsageError(f"--workers-per-gpu {per_gpu} needs --gpus; add --gpus all or drop it")
     if gpus and device not in ("auto", "cuda"):
         raise UsageError(f"--gpus runs the workers on GPUs but --device is {device}; drop one")
     if gpus:
