@@ -135,6 +135,22 @@ def test_help_mentions_total_and_resume(cli: Cli) -> None:
     assert "TOTAL" in text and "re-running the same command" in text
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["run", "--study", "mnist-reg", "--trials", "abc"], "Invalid value for '--trials'"),
+        (["export", "--study", "mnist-reg", "--format", "xml"], "Invalid value for '--format'"),
+        (["run", "--study", "mnist-reg", "--trials", "1", "--trails", "2"], "No such option"),
+        (["runn"], "No such command 'runn'"),
+    ],
+)
+def test_a_bad_option_is_one_line_too(args: list[str], fragment: str) -> None:
+    cmd = [sys.executable, "-m", "hpsearch", *args]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert_one_line_error(done, fragment, "--help')")
+    assert done.returncode == 2
+
+
 def test_help_runs_as_a_subprocess_without_torch() -> None:
     code = "import sys; from hpsearch.cli import main; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
