@@ -52,15 +52,24 @@ def test_only_the_kept_set_stays_and_the_best_weights_reproduce(
     assert accuracy == best.value
 
 
-def test_missing_artifact_is_a_clear_error(
+@pytest.fixture
+def one_trial(
     cli: Cli, make_study: Callable[..., Path], tmp_path: Path
-) -> None:
+) -> tuple[Path, optuna.trial.FrozenTrial]:
+    """The artifact folder and the one completed trial of a tiny study."""
     url = f"sqlite:///{tmp_path / 'trials.db'}"
     assert (
         cli("run", "--study", str(make_study()), "--trials", "1", "--storage", url).exit_code == 0
     )
-    folder = tmp_path / "trials-artifacts"
-    trial = optuna.load_study(study_name="tiny", storage=url).trials[0]
+    return tmp_path / "trials-artifacts", optuna.load_study(study_name="tiny", storage=url).trials[
+        0
+    ]
+
+
+def test_missing_artifact_is_a_clear_error(
+    one_trial: tuple[Path, optuna.trial.FrozenTrial],
+) -> None:
+    folder, trial = one_trial
     (folder / trial.user_attrs[ARTIFACT_ATTR]).unlink()
     missing = r"weights of trial #0 .* are not in the artifact folder; .*--artifacts DIR"
     with pytest.raises(StorageError, match=missing):
@@ -68,16 +77,11 @@ def test_missing_artifact_is_a_clear_error(
 
 
 def test_weights_a_gpu_worker_saved_load_on_a_cpu_only_machine(
-    cli: Cli, make_study: Callable[..., Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    one_trial: tuple[Path, optuna.trial.FrozenTrial], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import torch.serialization
 
-    url = f"sqlite:///{tmp_path / 'trials.db'}"
-    assert (
-        cli("run", "--study", str(make_study()), "--trials", "1", "--storage", url).exit_code == 0
-    )
-    folder = tmp_path / "trials-artifacts"
-    trial = optuna.load_study(study_name="tiny", storage=url).trials[0]
+    folder, trial = one_trial
     file = folder / trial.user_attrs[ARTIFACT_ATTR]
     state = torch.load(file, weights_only=True)
     # No GPU here: write the file as a CUDA state_dict is written, with every tensor tagged
