@@ -26,6 +26,7 @@ from hpsearch.spec import (
     StudySpec,
     TrainingSpec,
     parse_spec,
+    with_run_settings,
 )
 
 if TYPE_CHECKING:
@@ -179,9 +180,8 @@ def recorded_spec(
     if not record.get("study_file"):
         return fallback
     spec = parse_spec(record["study_file"], Path(record.get("study_file_path") or fallback.path))
-    epochs = record.get("max_epochs") or _signature_epochs(attrs) or spec.training.max_epochs
-    training = dataclasses.replace(spec.training, max_epochs=epochs)
-    return dataclasses.replace(spec, seed=record.get("seed", spec.seed), training=training)
+    epochs = record.get("max_epochs") or _signature_epochs(attrs)
+    return with_run_settings(spec, record.get("seed"), epochs)
 
 
 def _before(change: dict[str, Any], trial: FrozenTrial) -> bool:

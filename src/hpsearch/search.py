@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch import interrupts
 from hpsearch.errors import StorageError, UsageError
-from hpsearch.spec import StudySpec
+from hpsearch.spec import StudySpec, with_run_settings
 from hpsearch.storage import DEFAULT_STORAGE, masked, open_storage, stored_direction
 
 if TYPE_CHECKING:
@@ -74,12 +74,7 @@ class RunSummary:
 
 def with_overrides(spec: StudySpec, opts: RunOptions) -> StudySpec:
     """The spec with --seed and --max-epochs applied."""
-    if opts.seed is not None:
-        spec = dataclasses.replace(spec, seed=opts.seed)
-    if opts.max_epochs is not None:
-        training = dataclasses.replace(spec.training, max_epochs=opts.max_epochs)
-        spec = dataclasses.replace(spec, training=training)
-    return spec
+    return with_run_settings(spec, opts.seed, opts.max_epochs)
 
 
 def check_options(opts: RunOptions) -> None:

@@ -244,6 +244,16 @@ class StudySpec:
         return hashlib.sha256(self.text.encode()).hexdigest()[:16]
 
 
+def with_run_settings(spec: StudySpec, seed: int | None, max_epochs: int | None) -> StudySpec:
+    """The spec with a run's --seed and --max-epochs (None keeps the file's value)."""
+    if seed is not None:
+        spec = dataclasses.replace(spec, seed=seed)
+    if max_epochs is not None:
+        training = dataclasses.replace(spec.training, max_epochs=max_epochs)
+        spec = dataclasses.replace(spec, training=training)
+    return spec
+
+
 # ---------------------------------------------------------------- finding study files
 
 
