@@ -6,6 +6,7 @@ report shows the recorded figure and never re-evaluates silently.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -109,12 +110,21 @@ def evaluate_on_test(
 def _check_same_data(study: optuna.Study, spec: StudySpec, data_dir: Path) -> None:
     """The test figure is recorded for good, so it must come from the data the study used."""
     from hpsearch.data import data_files
-    from hpsearch.manifest import DATA_HASH_ATTR, data_hash
+    from hpsearch.manifest import DATA_HASH_ATTR
 
     trained_on = study.user_attrs.get(DATA_HASH_ATTR)
-    here = data_hash(data_files(spec.data, data_dir))
+    files = data_files(spec.data, data_dir)
+    here = _hash_once(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))
     if trained_on and here != trained_on:
         raise StorageError(
             f"the data in {data_dir} is not what study '{spec.name}' was trained on (training "
             f"files hash {here}, recorded {trained_on}); point --data-dir at the study's data"
         )
+
+
+@functools.lru_cache(maxsize=4)
+def _hash_once(files: tuple[tuple[str, int, int], ...]) -> str:
+    """The data hash, read once per report for files whose size and mtime have not changed."""
+    from hpsearch.manifest import data_hash
+
+    return data_hash([Path(name) for name, _, _ in files])
