@@ -19,10 +19,16 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from hpsearch.data import mnist_splits, split_indices
-from hpsearch.objectives.mnist import build_mlp
+from hpsearch.objectives._data import mnist_splits, split_indices
+from hpsearch.objectives._mnist import build_mlp
+from hpsearch.objectives._train import (
+    FitConfig,
+    evaluate,
+    make_optimizer,
+    resolve_device,
+    train_epoch,
+)
 from hpsearch.spec import DataSpec, ModelSpec
-from hpsearch.train import FitConfig, evaluate, make_optimizer, resolve_device, train_epoch
 
 BATCH = 256
 

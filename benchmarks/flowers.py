@@ -29,12 +29,13 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from hpsearch.data import image_splits, image_test_split, load_image_set
-from hpsearch.objectives.base import train_model
-from hpsearch.objectives.flowers import KIND, build_cnn
-from hpsearch.search import RunOptions, run_study
+from hpsearch.objectives._base import train_model
+from hpsearch.objectives._data import image_splits, image_test_split, load_image_set
+from hpsearch.objectives._flowers import KIND, build_cnn
+from hpsearch.objectives._train import FitConfig, evaluate, fit, make_optimizer
 from hpsearch.spec import TrainingSpec, load_spec
-from hpsearch.train import FitConfig, evaluate, fit, make_optimizer
+from hpsearch.study._options import RunOptions
+from hpsearch.study._run import run_here as run_study
 
 REFERENCE_S, REFERENCE_ACC = 692.0, 0.649
 

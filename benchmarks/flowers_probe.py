@@ -19,10 +19,10 @@ from pathlib import Path
 
 import torch
 
-from hpsearch.data import Splits, image_splits
-from hpsearch.objectives.flowers import FlipAveraged, augment_batch, build_cnn
+from hpsearch.objectives._data import Splits, image_splits
+from hpsearch.objectives._flowers import FlipAveraged, augment_batch, build_cnn
+from hpsearch.objectives._train import EpochStats, FitConfig, evaluate, fit, make_optimizer
 from hpsearch.spec import load_spec
-from hpsearch.train import EpochStats, FitConfig, evaluate, fit, make_optimizer
 
 
 def main() -> None:

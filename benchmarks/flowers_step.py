@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpsearch.objectives.flowers import augment_batch, build_cnn
+from hpsearch.objectives._flowers import augment_batch, build_cnn
 
 CHANNELS = (16, 32, 64, 128)
 

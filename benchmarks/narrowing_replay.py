@@ -17,9 +17,9 @@ from collections.abc import Callable, Sequence
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-import hpsearch.samplers.narrowing as narrowing
-from hpsearch.ranking import completed_best_first
-from hpsearch.report import format_range
+import hpsearch.samplers._narrowing as narrowing
+from hpsearch.reporting._summaries import format_range
+from hpsearch.samplers._ranking import completed_best_first
 from hpsearch.spec import load_spec
 
 Rank = Callable[[Sequence[FrozenTrial], bool], tuple[list[FrozenTrial], int]]

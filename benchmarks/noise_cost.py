@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpsearch.objectives.flowers import GaussianNoise, build_cnn, standard_normal_like
+from hpsearch.objectives._flowers import GaussianNoise, build_cnn, standard_normal_like
 
 CHANNELS = (16, 32, 64, 128)
 

@@ -19,8 +19,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from hpsearch.search import RunOptions, run_study
 from hpsearch.spec import DataSpec, PrunerSpec, load_spec
+from hpsearch.study._options import RunOptions
+from hpsearch.study._run import run_here as run_study
 
 CHECKPOINTS = (25, 50, 100)
 

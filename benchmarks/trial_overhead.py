@@ -18,9 +18,10 @@ from pathlib import Path
 import optuna
 import torch
 
-from hpsearch.objectives import make_objective
-from hpsearch.search import RunOptions, run_study
+from hpsearch.objectives._factory import make_objective
 from hpsearch.spec import parse_spec
+from hpsearch.study._options import RunOptions
+from hpsearch.study._run import run_here as run_study
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDY = """

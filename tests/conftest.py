@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import subprocess
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
+from typing import Any, NoReturn
 
 import pytest
 from click.testing import CliRunner, Result
 
 from hpsearch.cli import main
+from hpsearch.objectives import _train
 
 # Tests never download anything: data comes from tests/data or HPSEARCH_DATA_DIR.
 os.environ["HPSEARCH_OFFLINE"] = "1"
@@ -18,7 +22,7 @@ os.environ.pop("HPSEARCH_STORAGE", None)
 # Decoded-image caches go to a throwaway folder, never the user's ~/.cache.
 os.environ["HPSEARCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="hpsearch-test-cache-")
 
-TEST_DATA = Path(__file__).parent / "data"
+from repo import TEST_DATA
 
 TINY_STUDY = """\
 description = "tiny test study"
@@ -95,3 +99,53 @@ def cli(mnist_dir: Path) -> Callable[..., Result]:
         return CliRunner().invoke(main, [*args, *extra], catch_exceptions=False)
 
     return invoke
+
+
+SLOW_HINT = "this test trains a model (or starts a process): mark it @pytest.mark.slow"
+
+
+@contextlib.contextmanager
+def refuse_slow_work(item: pytest.Item) -> Iterator[None]:
+    """Make an unmarked test fail the moment it trains or starts a process.
+
+    `pytest -m "not slow"` stays a quick check only while every such test is marked; without
+    this, a new unmarked one would slow it down silently. Every way to train (fit, train_model,
+    make_objective, `hpsearch run`, rerun) runs its epochs through _train.train_epoch, which fit
+    looks up in its module at call time: patched there, it is caught however `fit` was imported.
+    subprocess.run and check_output go through Popen.__init__. Only `git` is let through: creating
+    a study records the checkout's commit with it, in milliseconds.
+    """
+    if item.get_closest_marker("slow") is not None:
+        yield
+        return
+    popen_init = subprocess.Popen.__init__
+
+    def refuse_training(*args: Any, **kwargs: Any) -> NoReturn:
+        pytest.fail(f"{SLOW_HINT} (it trains)")
+
+    def refuse_process(self: subprocess.Popen[Any], args: Any, *rest: Any, **kw: Any) -> None:
+        argv = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
+        if Path(os.fsdecode(argv[0])).name != "git":
+            pytest.fail(f"{SLOW_HINT} (it starts {os.fsdecode(argv[0])})")
+        popen_init(self, args, *rest, **kw)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(_train, "train_epoch", refuse_training)
+        patch.setattr(subprocess.Popen, "__init__", refuse_process)
+        yield
+
+
+# Hooks, not an autouse fixture: a function-scoped fixture is set up after module-scoped ones, so
+# it would miss the dashboard server and `compose config` those start.
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Generator[None, object, object]:
+    """Guard the fixtures a test sets up, of any scope."""
+    with refuse_slow_work(item):
+        return (yield)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
+    """Guard the test itself."""
+    with refuse_slow_work(item):
+        return (yield)

@@ -46,6 +46,7 @@ def stored(cli: Cli, make_study: Callable[..., Path], storage_url: str) -> tuple
     return study, storage_url
 
 
+@pytest.mark.slow
 def test_run_persists_trials_with_history_to_sqlite(stored: tuple[Path, str]) -> None:
     _, url = stored
     study = optuna.load_study(study_name="tiny", storage=url)
@@ -61,6 +62,7 @@ def test_run_persists_trials_with_history_to_sqlite(stored: tuple[Path, str]) ->
     assert study.user_attrs["study_file_hash"]
 
 
+@pytest.mark.slow
 def test_resume_reaches_the_total_exactly(cli: Cli, stored: tuple[Path, str]) -> None:
     path, url = stored
     before = snapshot(url, "tiny")
@@ -74,6 +76,7 @@ def test_resume_reaches_the_total_exactly(cli: Cli, stored: tuple[Path, str]) ->
     assert again.exit_code == 0 and snapshot(url, "tiny") == after
 
 
+@pytest.mark.slow
 def test_forced_pruner_prunes(cli: Cli, make_study: Callable[..., Path], storage_url: str) -> None:
     study = make_study(max_epochs=3, pruner='kind = "threshold"\nlower = 0.999\nn_warmup_steps = 0')
     result = cli("run", "--study", str(study), "--trials", "3", "--storage", storage_url)
@@ -85,6 +88,7 @@ def test_forced_pruner_prunes(cli: Cli, make_study: Callable[..., Path], storage
     assert "3 pruned" in result.output
 
 
+@pytest.mark.slow
 def test_median_pruner_prunes_a_bad_trial(
     cli: Cli, make_study: Callable[..., Path], storage_url: str
 ) -> None:
@@ -102,6 +106,7 @@ def test_median_pruner_prunes_a_bad_trial(
     assert all(t.state.name == "PRUNED" and t.user_attrs["pruned_at_epoch"] == 1 for t in hopeless)
 
 
+@pytest.mark.slow
 def test_best_prints_value_params_epochs_and_time(cli: Cli, stored: tuple[Path, str]) -> None:
     path, url = stored
     result = cli("best", "--study", str(path), "--storage", url)
@@ -111,6 +116,7 @@ def test_best_prints_value_params_epochs_and_time(cli: Cli, stored: tuple[Path, 
     assert "best epoch" in result.output and "lr" in result.output
 
 
+@pytest.mark.slow
 def test_same_seed_gives_same_results_on_cpu(
     cli: Cli, make_study: Callable[..., Path], tmp_path: Path
 ) -> None:
@@ -144,6 +150,7 @@ def test_help_mentions_total_and_resume(cli: Cli) -> None:
         (["runn"], "No such command 'runn'"),
     ],
 )
+@pytest.mark.slow
 def test_a_bad_option_is_one_line_too(args: list[str], fragment: str) -> None:
     cmd = [sys.executable, "-m", "hpsearch", *args]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
@@ -151,6 +158,7 @@ def test_a_bad_option_is_one_line_too(args: list[str], fragment: str) -> None:
     assert done.returncode == 2
 
 
+@pytest.mark.slow
 def test_help_runs_as_a_subprocess_without_torch() -> None:
     code = "import sys; from hpsearch.cli import main; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -164,6 +172,7 @@ def test_help_runs_as_a_subprocess_without_torch() -> None:
 # ------------------------------------------------------------------ bad input
 
 
+@pytest.mark.slow
 def test_unknown_study_lists_known_ones(cli: Cli, stored: tuple[Path, str]) -> None:
     _, url = stored
     before = snapshot(url, "tiny")
@@ -196,6 +205,7 @@ def test_unknown_study_lists_known_ones(cli: Cli, stored: tuple[Path, str]) -> N
         ),
     ],
 )
+@pytest.mark.slow
 def test_bad_study_file_changes_nothing(
     cli: Cli, stored: tuple[Path, str], edit: Callable[[str], str], fragments: tuple[str, ...]
 ) -> None:
@@ -208,14 +218,18 @@ def test_bad_study_file_changes_nothing(
 
 
 @pytest.mark.parametrize("trials", ["0", "-3"])
+@pytest.mark.slow
 def test_non_positive_trials(cli: Cli, stored: tuple[Path, str], trials: str) -> None:
     path, url = stored
     before = snapshot(url, "tiny")
     result = cli("run", "--study", str(path), "--trials", trials, "--storage", url)
-    assert_one_line_error(result, f"--trials must be ≥ 1 but got {trials}")
+    assert_one_line_error(
+        result, f"Invalid value for '--trials': {trials} is not in the range x>=1"
+    )
     assert snapshot(url, "tiny") == before
 
 
+@pytest.mark.slow
 def test_timeout_that_is_not_a_positive_number(cli: Cli, stored: tuple[Path, str]) -> None:
     study, url = stored
     args = ["run", "--study", str(study), "--trials", "3", "--storage", url, "--timeout", "nan"]
@@ -224,13 +238,14 @@ def test_timeout_that_is_not_a_positive_number(cli: Cli, stored: tuple[Path, str
 
 
 @pytest.mark.parametrize("workers", [[], ["--workers", "2"]])
+@pytest.mark.slow
 def test_non_positive_threads(cli: Cli, stored: tuple[Path, str], workers: list[str]) -> None:
     path, url = stored
     before = snapshot(url, "tiny")
     result = cli(
         "run", "--study", str(path), "--trials", "4", "--storage", url, "--threads", "0", *workers
     )
-    assert_one_line_error(result, "--threads must be ≥ 1 but got 0")
+    assert_one_line_error(result, "Invalid value for '--threads': 0 is not in the range x>=1")
     assert snapshot(url, "tiny") == before
 
 
@@ -258,6 +273,7 @@ def test_bad_or_unreachable_storage(
 
 
 @pytest.mark.parametrize("command", ["best", "export"])
+@pytest.mark.slow
 def test_reading_with_another_metric_is_refused(
     cli: Cli, stored: tuple[Path, str], command: str
 ) -> None:
@@ -285,10 +301,11 @@ def test_reading_leaves_an_optuna_database_unchanged(
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
 
 
+@pytest.mark.slow
 def test_rerun_with_no_threads(cli: Cli, stored: tuple[Path, str]) -> None:
     study, url = stored
     args = ["rerun", "--study", str(study), "--trial", "0", "--storage", url, "--threads", "0"]
-    assert_one_line_error(cli(*args), "--threads must be ≥ 1 but got 0")
+    assert_one_line_error(cli(*args), "Invalid value for '--threads': 0 is not in the range")
 
 
 def test_storage_that_is_not_a_database(
@@ -332,12 +349,16 @@ def test_missing_mnist_offline_says_where(
     assert optuna.get_all_study_names(storage_url) == []
 
 
+@pytest.mark.slow
 def test_best_without_study_or_completed_trial(
     cli: Cli, make_study: Callable[..., Path], storage_url: str
 ) -> None:
     study = make_study(max_epochs=2, pruner='kind = "threshold"\nlower = 0.999\nn_warmup_steps = 0')
     other = make_study(name="other")
-    cli("create", "--study", str(other), "--trials", "1", "--storage", storage_url)
+    assert (
+        cli("create", "--study", str(other), "--trials", "1", "--storage", storage_url).exit_code
+        == 0
+    )
     assert_one_line_error(
         cli("best", "--study", str(study), "--storage", storage_url),
         "no study 'tiny'",
@@ -348,7 +369,9 @@ def test_best_without_study_or_completed_trial(
         cli("best", "--study", "mnist-reg", "--storage", storage_url),
         "`hpsearch run --study mnist-reg` first",
     )
-    cli("run", "--study", str(study), "--trials", "1", "--storage", storage_url)
+    assert (
+        cli("run", "--study", str(study), "--trials", "1", "--storage", storage_url).exit_code == 0
+    )
     assert_one_line_error(
         cli("best", "--study", str(study), "--storage", storage_url),
         "no completed trial yet; all 1 finished trials were pruned; loosen [pruner]",
@@ -382,7 +405,7 @@ def test_reading_a_mistyped_sqlite_path_creates_nothing(
         (["--workers", "2", "--device", "cuda:7"], "device 'cuda:7' is not available"),
         (["--gpus", "7"], "--gpus"),
         (["--gpus", "0", "--device", "cpu"], "--gpus runs the workers on GPUs but --device is cpu"),
-        (["--workers-per-gpu", "0"], "--workers-per-gpu must be ≥ 1 but got 0"),
+        (["--workers-per-gpu", "0"], "Invalid value for '--workers-per-gpu': 0 is not in"),
         (["--data-dir", "MISSING"], "MNIST not found"),
         (["--workers", "2", "--data-dir", "MISSING"], "MNIST not found"),
     ],
@@ -410,6 +433,7 @@ def test_a_run_that_cannot_start_creates_nothing(
     assert list(tmp_path.iterdir()) == [study]  # no database, no artifact folder
 
 
+@pytest.mark.slow
 def test_shipped_study_runs_on_full_mnist(full_data_dir: Path, storage_url: str) -> None:
     from click.testing import CliRunner
 
@@ -436,3 +460,21 @@ def test_shipped_study_runs_on_full_mnist(full_data_dir: Path, storage_url: str)
     trial = optuna.load_study(study_name="mnist-reg", storage=storage_url).trials[0]
     assert trial.state.name == "COMPLETE" and len(trial.user_attrs["history"]) == 1
     assert trial.value > 0.15  # above chance (0.1) whatever the sampler drew
+
+
+@pytest.mark.slow
+def test_a_closed_pipe_ends_quietly_with_status_0() -> None:
+    """`hpsearch studies | head -1`: the reader leaving early is not an error, as with git log."""
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "hpsearch", "studies"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the first line is written: every write meets a closed pipe
+    errors = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, errors
+    assert errors == ""

@@ -119,9 +119,3 @@ def test_a_folder_or_a_non_utf8_file_as_study(tmp_path: Path) -> None:
     latin.write_bytes('description = "caf\xe9"\n'.encode("latin-1"))
     with pytest.raises(SpecError, match=r"not UTF-8 text .* save it as UTF-8 TOML"):
         load_spec(str(latin))
-
-
-def test_the_readme_shows_the_shipped_mnist_reg_verbatim() -> None:
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    block = readme.split("```toml\n", 1)[1].split("```", 1)[0]
-    assert block == (Path(__file__).parents[1] / "studies" / "mnist-reg.toml").read_text()

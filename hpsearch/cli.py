@@ -1,0 +1,431 @@
+"""Thin click commands; the library raises HPSearchError and this module prints one line."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
+
+import click
+
+from hpsearch.errors import INTERRUPTED_EXIT, HPSearchError
+from hpsearch.storages._rdb import DEFAULT_STORAGE
+
+if TYPE_CHECKING:
+    import optuna
+
+    from hpsearch.spec import StudySpec
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+storage_option = click.option(
+    "--storage",
+    envvar="HPSEARCH_STORAGE",
+    default=DEFAULT_STORAGE,
+    show_default=True,
+    help="SQLAlchemy URL of the trial database (env HPSEARCH_STORAGE).",
+)
+data_dir_option = click.option(
+    "--data-dir",
+    envvar="HPSEARCH_DATA_DIR",
+    default="data",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder holding the data sets (env HPSEARCH_DATA_DIR); MNIST is downloaded there "
+    "when absent and online.",
+)
+artifacts_option = click.option(
+    "--artifacts",
+    envvar="HPSEARCH_ARTIFACTS",
+    default=None,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Folder for the best trials' weights (env HPSEARCH_ARTIFACTS; default: <db>-artifacts "
+    "beside a SQLite file). Workers on several machines need a shared one.",
+)
+study_option = click.option(
+    "--study",
+    "study",
+    required=True,
+    help="A study name from studies/ (see `hpsearch studies`) or a path to a .toml file.",
+)
+
+
+def stored_study(study: str, storage: str) -> tuple[StudySpec, optuna.Study]:
+    """The study file's spec and its stored study (a clear error when it is not there)."""
+    from hpsearch.study._connect import load_stored
+
+    return load_stored(study, storage)
+
+
+def translate_errors(func: F) -> F:
+    """Turn library errors into click's one-line 'Error: ...' and a non-zero exit."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except HPSearchError as exc:
+            raise click.ClickException(exc.for_command_line()) from None
+
+    return wrapper  # type: ignore[return-value]
+
+
+class OneLineErrors(click.Group):
+    """click's usage errors (a bad option value) as one 'Error:' line, like every other error."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a reader that closed the pipe (`| head -1`) ends it quietly, with 0."""
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError:
+            import os
+
+            # Python would flush stdout again at exit and fail on the closed pipe once more.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            sys.exit(0)
+
+    def main(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        """Run with click's own error printing off, then print usage errors on one line."""
+        from click.exceptions import NoArgsIsHelpError
+
+        kwargs["standalone_mode"] = False
+        try:
+            return super().main(*args, **kwargs)
+        except NoArgsIsHelpError as exc:  # bare `hpsearch`: the help, as click prints it
+            click.echo(exc.format_message(), err=True)
+            sys.exit(exc.exit_code)
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+            click.echo(f"Error: {exc.format_message()}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+
+
+@click.group(cls=OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="hpsearch")
+def main() -> None:
+    """Hyperparameter search for PyTorch models, on Optuna."""
+
+
+COUNT = click.IntRange(min=1)  # trials, epochs, threads, workers: at least one
+TRIALS_HELP = (
+    "The study's TOTAL number of finished (complete or pruned) trials. Trials already in "
+    "storage count toward it, so re-running the same command after an interruption runs only "
+    "the remainder."
+)
+
+
+def training_options(func: F) -> F:
+    """Options shared by `run` and `worker`: data, device, overrides, heartbeats."""
+    options = [
+        data_dir_option,
+        click.option(
+            "--device", default="auto", show_default=True, help="auto, cpu, cuda or cuda:<i>."
+        ),
+        click.option("--seed", type=int, default=None, help="Override the study file's seed."),
+        click.option(
+            "--timeout", type=float, default=None, help="Stop starting trials after S seconds."
+        ),
+        click.option(
+            "--max-epochs", type=COUNT, default=None, help="Override training.max_epochs."
+        ),
+        click.option("--progress/--no-progress", default=True, help="Show the live progress line."),
+        click.option(
+            "--heartbeat",
+            type=int,
+            default=10,
+            show_default=True,
+            help="Seconds between a running trial's heartbeats.",
+        ),
+        artifacts_option,
+        click.option(
+            "--allow-changed-spec",
+            is_flag=True,
+            help="Resume even though the study file or data changed since the study was "
+            "created; the change is recorded on the study.",
+        ),
+        click.option(
+            "--grace-period",
+            type=int,
+            default=60,
+            show_default=True,
+            help="A trial silent this long (its worker died) is marked failed and retried.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def interrupted() -> NoReturn:
+    """The Ctrl-C message: what is kept and how to resume."""
+    click.echo(
+        "\ninterrupted: finished trials are stored, cut-off ones are marked failed; "
+        "re-run the same command to resume",
+        err=True,
+    )
+    sys.exit(INTERRUPTED_EXIT)
+
+
+@main.command()
+@study_option
+@click.option("--trials", type=COUNT, required=True, help=TRIALS_HELP)
+@storage_option
+@training_options
+@click.option(
+    "--workers",
+    type=COUNT,
+    default=None,
+    help="Run K worker processes on the storage (default 1, or one per GPU slot). The total "
+    "can overshoot by at most K-1 trials.",
+)
+@click.option("--gpus", default=None, help="GPUs for the workers: 'all' or indices like 0,1.")
+@click.option(
+    "--workers-per-gpu", type=COUNT, default=1, show_default=True, help="Pack small models."
+)
+@click.option(
+    "--threads",
+    type=COUNT,
+    default=None,
+    help="torch CPU threads per worker (default: the cores shared equally among the workers). "
+    "Lower it when other jobs share the machine: oversubscribed threads slow training sharply.",
+)
+@translate_errors
+def run(study: str, trials: int, **kwargs: Any) -> None:
+    """Run a study until it holds --trials finished trials."""
+    from hpsearch.reporting._summaries import describe_run
+    from hpsearch.spec import load_spec
+    from hpsearch.study._run import run as run_study
+
+    spec = load_spec(study)
+    try:
+        summary = run_study(spec, trials, **kwargs)
+    except KeyboardInterrupt:
+        interrupted()
+    click.echo("\n".join(describe_run(summary, spec.training.metric)))
+
+
+@main.command()
+@study_option
+@click.option("--trials", type=COUNT, required=True, help=TRIALS_HELP)
+@storage_option
+@click.option("--seed", type=int, default=None, help="Override the study file's seed.")
+@click.option(
+    "--allow-changed-spec", is_flag=True, help="Accept (and record) a changed study file."
+)
+@translate_errors
+def create(
+    study: str, trials: int, storage: str, seed: int | None, allow_changed_spec: bool
+) -> None:
+    """Create a study (or change its total) without running trials, for workers to join."""
+    from hpsearch.study._run import create as create_study
+
+    summary = create_study(
+        study, trials, storage=storage, seed=seed, allow_changed_spec=allow_changed_spec
+    )
+    click.echo(
+        f"study {summary.name}: total {summary.target} trials, {summary.finished} finished so far"
+    )
+
+
+@main.command()
+@study_option
+@click.option(
+    "--trials",
+    type=COUNT,
+    default=None,
+    help="Override the total recorded on the study by `create` or `run`.",
+)
+@storage_option
+@training_options
+@click.option("--threads", type=COUNT, default=None, help="torch CPU threads for this worker.")
+@click.option("--tag", default=None, hidden=True, help="Mixed into the sampler's seed.")
+@translate_errors
+def worker(study: str, **kwargs: Any) -> None:
+    """Join an existing study and run trials until its total is reached."""
+    from hpsearch.reporting._summaries import describe_run
+    from hpsearch.spec import load_spec
+    from hpsearch.study._run import join
+
+    spec = load_spec(study)
+    try:
+        summary = join(spec, **kwargs)
+    except KeyboardInterrupt:
+        interrupted()
+    click.echo("\n".join(describe_run(summary, spec.training.metric)))
+
+
+@main.command()
+def studies() -> None:
+    """List the shipped study files, one line each."""
+    from hpsearch.spec import list_study_files, load_spec
+
+    for path in list_study_files():
+        try:
+            spec = load_spec(str(path))
+        except HPSearchError as exc:
+            click.echo(f"{path.stem:<16} (invalid: {exc})")
+            continue
+        kind = f"{spec.data.dataset}, {spec.sampler.kind}, {spec.pruner.kind} pruner"
+        click.echo(f"{spec.name:<16} {kind:<32} {spec.description}")
+
+
+@main.command()
+@study_option
+@storage_option
+@translate_errors
+def best(study: str, storage: str) -> None:
+    """Show the best trial: value, parameters, epochs and time."""
+    from hpsearch.errors import StorageError
+    from hpsearch.reporting._summaries import describe_trial
+
+    spec, loaded = stored_study(study, storage)
+    try:
+        trial = loaded.best_trial
+    except ValueError:
+        pruned = sum(t.state.name == "PRUNED" for t in loaded.get_trials(deepcopy=False))
+        fix = (
+            f"all {pruned} finished trials were pruned; loosen [pruner] (e.g. a larger "
+            "n_warmup_steps) or raise --trials to run more"
+            if pruned
+            else f"run `hpsearch run --study {study}` first"
+        )
+        raise StorageError(f"study '{spec.name}' has no completed trial yet; {fix}") from None
+    click.echo("\n".join(describe_trial(trial, spec.training.metric)))
+
+
+@main.command()
+@study_option
+@storage_option
+@translate_errors
+def ranges(study: str, storage: str) -> None:
+    """Show how a narrowing study's ranges shrank, round by round."""
+    from hpsearch.errors import StorageError
+    from hpsearch.reporting._summaries import ranges_table
+
+    spec, loaded = stored_study(study, storage)
+    lines = ranges_table(loaded.get_trials(deepcopy=False), spec.direction == "maximize")
+    if not lines:
+        raise StorageError(
+            f"study '{spec.name}' has no narrowing rounds; its sampler is '{spec.sampler.kind}' "
+            '(use a study file with sampler kind = "narrowing", e.g. mnist-narrow)'
+        )
+    click.echo("\n".join(lines))
+
+
+@main.command()
+@click.option("--study", "study", default=None, help="Check that this study exists first.")
+@storage_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@artifacts_option
+@translate_errors
+def dashboard(
+    study: str | None, storage: str, host: str, port: int, artifacts: Path | None
+) -> None:
+    """Serve optuna-dashboard on the storage (trial histories and narrowing ranges included)."""
+    from hpsearch.reporting._dashboard import serve
+    from hpsearch.storages._artifacts import default_dir
+
+    if study is not None:
+        stored_study(study, storage)  # fails clearly when the study is not there
+    serve(storage, host, port, artifacts or default_dir(storage))
+
+
+@main.command()
+@study_option
+@storage_option
+@click.option(
+    "--format", "fmt", type=click.Choice(["csv", "json"]), default="csv", show_default=True
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write to this file instead of standard output.",
+)
+@translate_errors
+def export(study: str, storage: str, fmt: str, output: Path | None) -> None:
+    """Write one record per trial (parameters, state, value, epochs, time, host; JSON: history)."""
+    from hpsearch.errors import UsageError
+    from hpsearch.reporting._export import to_csv, to_json, write_whole
+
+    _, loaded = stored_study(study, storage)
+    text = to_csv(loaded) if fmt == "csv" else to_json(loaded)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    try:
+        write_whole(output, text)
+    except OSError as exc:
+        raise UsageError(f"cannot write {output}: {exc.strerror}; choose another -o path") from None
+    click.echo(f"wrote {len(loaded.trials)} trials to {output}")
+
+
+@main.command()
+@study_option
+@click.option("--trial", "number", type=int, required=True, help="The trial number to retrain.")
+@storage_option
+@data_dir_option
+@click.option("--device", default="cpu", show_default=True, help="cpu reproduces exactly.")
+@click.option(
+    "--threads", type=COUNT, default=None, help="torch CPU threads (use the trial's own)."
+)
+@translate_errors
+def rerun(
+    study: str, number: int, storage: str, data_dir: Path, device: str, threads: int | None
+) -> None:
+    """Retrain a trial from its recorded parameters and seed, and compare with the stored value."""
+    from hpsearch.objectives._train import set_threads
+    from hpsearch.reporting._rerun import rerun as retrain
+
+    spec, loaded = stored_study(study, storage)
+    set_threads(threads)
+    result = retrain(loaded, spec, number, data_dir, device)
+    stored = "none" if result.stored is None else f"{result.stored!r}"
+    click.echo(f"trial #{result.number} ({result.state}): stored {spec.training.metric} = {stored}")
+    click.echo(f"retrained on {result.device} with {result.threads} threads: {result.retrained!r}")
+    if result.stored is None:
+        click.echo("the trial has no stored value to compare (pruned or failed)")
+    elif result.retrained == result.stored:
+        click.echo("identical: the trial reproduces exactly")
+    else:
+        click.echo(f"difference: {result.retrained - result.stored:+.6g}{result.hint()}")
+
+
+@main.command()
+@study_option
+@storage_option
+@data_dir_option
+@artifacts_option
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Report folder (default: reports/<study>).",
+)
+@translate_errors
+def report(
+    study: str, storage: str, data_dir: Path, artifacts: Path | None, output: Path | None
+) -> None:
+    """Write reports/<study>/index.html: best trial on test (once), figures, tables, manifest."""
+    from hpsearch.reporting._html import build_report, default_out, describe, manifest_lines
+    from hpsearch.storages._artifacts import default_dir, store_for
+    from hpsearch.study._manifest import recorded_spec
+
+    spec, loaded = stored_study(study, storage)
+    spec = recorded_spec(loaded, spec)
+    store = store_for(artifacts or default_dir(storage))  # report only reads
+    written = build_report(loaded, spec, store, data_dir, output or default_out(spec.name))
+    click.echo("manifest:")
+    click.echo("\n".join(manifest_lines(loaded)))
+    click.echo("\n".join(describe(written, spec.training.metric)))

@@ -1,0 +1,292 @@
+"""Data sets loaded once per process as whole tensors on the device, split with a fixed seed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from hpsearch.errors import DataError, arg
+from hpsearch.spec import DataSpec
+
+if TYPE_CHECKING:
+    import torch
+
+MNIST_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+MNIST_CLASSES = tuple(str(d) for d in range(10))
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Train and validation tensors, already normalized and on the training device."""
+
+    x_train: torch.Tensor
+    y_train: torch.Tensor
+    x_valid: torch.Tensor
+    y_valid: torch.Tensor
+    classes: tuple[str, ...]
+
+
+_CACHE: dict[tuple[object, ...], Splits] = {}
+
+
+def offline() -> bool:
+    """True when downloads must not be tried (tests, air-gapped machines)."""
+    return os.environ.get("HPSEARCH_OFFLINE", "") not in ("", "0")
+
+
+def read_mnist(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """MNIST images (uint8, N x 28 x 28) and labels from root/MNIST/raw, downloading if allowed."""
+    from torchvision.datasets import MNIST
+
+    raw = root / "MNIST" / "raw"
+    try:
+        ds = MNIST(str(root), train=train, download=False)
+    except RuntimeError as exc:
+        if all((raw / name).is_file() for name in MNIST_FILES):  # there, but unreadable
+            raise DataError(
+                f"cannot read MNIST in {raw}: {str(exc).splitlines()[0][:120]}; replace the "
+                "damaged files"
+            ) from None
+        if offline():
+            raise DataError(_missing_mnist(root, "downloads are off (HPSEARCH_OFFLINE)")) from None
+        try:
+            ds = MNIST(str(root), train=train, download=True)
+        except Exception as exc:  # network errors come in many types
+            reason = f"the download failed: {str(exc).splitlines()[0][:120]}"
+            raise DataError(_missing_mnist(root, reason)) from None
+    except Exception as exc:
+        raise DataError(
+            f"cannot read MNIST in {root / 'MNIST' / 'raw'}: {exc}; replace the damaged files"
+        ) from None
+    return ds.data, ds.targets
+
+
+def _missing_mnist(root: Path, reason: str) -> str:
+    """The one-line message for MNIST files that are absent."""
+    return (
+        f"MNIST not found in {root / 'MNIST' / 'raw'} and {reason}; put the four IDX files "
+        f"({', '.join(MNIST_FILES)}) there, or point {arg('data_dir')} / HPSEARCH_DATA_DIR at a "
+        "folder that has them"
+    )
+
+
+def split_indices(n: int, spec: DataSpec) -> tuple[torch.Tensor, torch.Tensor]:
+    """The study's fixed train and validation indices into the n training images."""
+    import torch
+
+    need = spec.train_size + spec.valid_size
+    if need > n:
+        raise DataError(
+            f"data.train_size + data.valid_size = {need} but only {n} training images exist; "
+            "lower them in the study file"
+        )
+    generator = torch.Generator().manual_seed(spec.split_seed)
+    order = torch.randperm(n, generator=generator)
+    return order[spec.valid_size : need], order[: spec.valid_size]
+
+
+def mnist_splits(spec: DataSpec, root: Path, device: torch.device) -> Splits:
+    """MNIST train/validation tensors for a study, loaded once per process and cached."""
+    key = (str(root.resolve()), spec, str(device))
+    if key not in _CACHE:
+        _CACHE[key] = _load_mnist_splits(spec, root, device)
+    return _CACHE[key]
+
+
+def _load_mnist_splits(spec: DataSpec, root: Path, device: torch.device) -> Splits:
+    """Read, split, flatten and normalize with the train split's own statistics."""
+    images, labels = read_mnist(root, train=True)
+    train_idx, valid_idx = split_indices(len(labels), spec)
+    x = _flat(images)
+    mean, std = x[train_idx].mean(), x[train_idx].std()
+    x = (x - mean) / std
+    return Splits(
+        x_train=x[train_idx].to(device),
+        y_train=labels[train_idx].to(device),
+        x_valid=x[valid_idx].to(device),
+        y_valid=labels[valid_idx].to(device),
+        classes=MNIST_CLASSES,
+    )
+
+
+# ---------------------------------------------------------------- image folders (flowers)
+
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
+
+
+@dataclass(frozen=True)
+class ImageSet:
+    """Every image of an ImageFolder tree, decoded once, with the study's stratified split."""
+
+    images: torch.Tensor  # uint8, N x 3 x S x S
+    labels: torch.Tensor  # int64, N
+    classes: tuple[str, ...]
+    train_idx: torch.Tensor
+    valid_idx: torch.Tensor
+    test_idx: torch.Tensor
+
+
+def cache_dir() -> Path:
+    """Where decoded image tensors are cached: HPSEARCH_CACHE_DIR or ~/.cache/hpsearch."""
+    return Path(os.environ.get("HPSEARCH_CACHE_DIR") or Path.home() / ".cache" / "hpsearch")
+
+
+def scan_image_folder(root: Path) -> tuple[tuple[str, ...], list[tuple[Path, int]]]:
+    """Class names and (file, label) pairs of an ImageFolder tree, with clear errors."""
+    hint = f"put one sub-folder of images per class there, or point {arg('data_dir')} elsewhere"
+    if not root.is_dir():
+        raise DataError(f"image folder {root} does not exist; {hint}")
+    classes = tuple(sorted(d.name for d in root.iterdir() if d.is_dir() and d.name[0] != "."))
+    if not classes:
+        raise DataError(f"image folder {root} has no class sub-folders; {hint}")
+    files: list[tuple[Path, int]] = []
+    for label, name in enumerate(classes):
+        found = sorted(p for p in (root / name).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if not found:
+            raise DataError(
+                f"class folder {root / name} has no images (.jpg, .jpeg, .png); add images "
+                "or remove the folder"
+            )
+        files += [(path, label) for path in found]
+    return classes, files
+
+
+def image_cache_key(files: list[tuple[Path, int]], root: Path, size: int) -> str:
+    """Changes when any file is added, removed, resized, touched or relabelled, or the size."""
+    digest = hashlib.sha256(f"v2 size={size}".encode())
+    for path, label in files:
+        stat = path.stat()
+        digest.update(
+            f"{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode()
+        )
+    return digest.hexdigest()[:20]
+
+
+def decode_images(files: list[tuple[Path, int]], size: int) -> torch.Tensor:
+    """Decode every image to RGB, resized and centre-cropped to size x size (antialiased)."""
+    import numpy as np
+    import torch
+    from PIL import Image, ImageOps
+
+    out = np.empty((len(files), size, size, 3), dtype=np.uint8)
+    for i, (path, _) in enumerate(files):
+        try:
+            with Image.open(path) as image:
+                fitted = ImageOps.fit(image.convert("RGB"), (size, size), Image.Resampling.BILINEAR)
+        except Exception as exc:  # PIL raises several types for damaged files
+            reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+            raise DataError(f"cannot read image {path}: {reason}; remove or replace it") from None
+        out[i] = np.asarray(fitted)
+    return torch.from_numpy(out).permute(0, 3, 1, 2).contiguous()
+
+
+def load_image_set(spec: DataSpec, root: Path) -> ImageSet:
+    """An ImageFolder tree as tensors, decoded once and cached under a content-based key."""
+    import torch
+
+    folder = root / spec.folder
+    classes, files = scan_image_folder(folder)
+    key = image_cache_key(files, folder, spec.image_size)
+    path = cache_dir() / f"{spec.folder.replace('/', '_')}-{key}.pt"
+    if path.is_file():
+        images = torch.load(path, weights_only=True)
+    else:
+        images = decode_images(files, spec.image_size)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        torch.save(images, tmp)
+        os.replace(tmp, path)  # atomic: a concurrent worker sees a whole file or none
+    labels = torch.tensor([label for _, label in files], dtype=torch.int64)
+    train, valid, test = stratified_split(labels, spec, classes)
+    return ImageSet(images, labels, classes, train, valid, test)
+
+
+def stratified_split(
+    labels: torch.Tensor, spec: DataSpec, classes: tuple[str, ...] | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-class seeded shuffle into train/validation/test with the spec's fractions."""
+    import torch
+
+    generator = torch.Generator().manual_seed(spec.split_seed)
+    parts: tuple[list[torch.Tensor], list[torch.Tensor], list[torch.Tensor]] = ([], [], [])
+    for label in range(int(labels.max()) + 1):
+        members = torch.nonzero(labels == label).flatten()
+        members = members[torch.randperm(len(members), generator=generator)]
+        n_test = round(len(members) * spec.test_fraction)
+        n_valid = max(1, round(len(members) * spec.valid_fraction))
+        if len(members) - n_test - n_valid < 1:
+            name = classes[label] if classes else str(label)
+            raise DataError(
+                f"class '{name}' has only {len(members)} images, too few to split; add images"
+            )
+        parts[2].append(members[:n_test])
+        parts[1].append(members[n_test : n_test + n_valid])
+        parts[0].append(members[n_test + n_valid :])
+    train, valid, test = (torch.sort(torch.cat(p)).values for p in parts)
+    return train, valid, test
+
+
+def image_splits(spec: DataSpec, root: Path, device: torch.device) -> Splits:
+    """Flowers train/validation tensors, normalized per channel with train statistics."""
+    key = ("images", str(root.resolve()), spec, str(device))
+    if key not in _CACHE:
+        data = load_image_set(spec, root)
+        x_train, x_valid = normalized(data, (data.train_idx, data.valid_idx))
+        _CACHE[key] = Splits(
+            x_train=x_train.to(device),
+            y_train=data.labels[data.train_idx].to(device),
+            x_valid=x_valid.to(device),
+            y_valid=data.labels[data.valid_idx].to(device),
+            classes=data.classes,
+        )
+    return _CACHE[key]
+
+
+def normalized(data: ImageSet, parts: tuple[torch.Tensor, ...]) -> list[torch.Tensor]:
+    """Float images of each index set, scaled with the train split's per-channel mean and std."""
+    train = data.images[data.train_idx].float().div_(255.0)
+    mean = train.mean(dim=(0, 2, 3), keepdim=True)
+    std = train.std(dim=(0, 2, 3), keepdim=True)
+    return [(data.images[idx].float().div_(255.0) - mean) / std for idx in parts]
+
+
+def image_test_split(
+    spec: DataSpec, root: Path, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The held-out flowers test images (normalized with train statistics) and labels."""
+    data = load_image_set(spec, root)
+    (x_test,) = normalized(data, (data.test_idx,))
+    return x_test.to(device), data.labels[data.test_idx].to(device)
+
+
+def mnist_test(
+    spec: DataSpec, root: Path, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 10,000 MNIST test images, normalized with the study's train-split statistics."""
+    train_images, labels = read_mnist(root, train=True)
+    train_idx, _ = split_indices(len(labels), spec)
+    x_train = _flat(train_images[train_idx])
+    mean, std = x_train.mean(), x_train.std()
+    images, targets = read_mnist(root, train=False)
+    return ((_flat(images) - mean) / std).to(device), targets.to(device)
+
+
+def _flat(images: torch.Tensor) -> torch.Tensor:
+    """uint8 N x 28 x 28 images as float N x 784 in [0, 1]; train and test share it."""
+    return images.reshape(len(images), -1).float().div_(255.0)
+
+
+def data_files(spec: DataSpec, root: Path) -> list[Path]:
+    """The files a study's training reads (for the manifest's data hash)."""
+    if spec.dataset == "flowers":
+        return [path for path, _ in scan_image_folder(root / spec.folder)[1]]
+    raw = root / "MNIST" / "raw"
+    return [raw / "train-images-idx3-ubyte", raw / "train-labels-idx1-ubyte"]

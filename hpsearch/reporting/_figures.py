@@ -1,0 +1,189 @@
+"""The report's figures, drawn with matplotlib's Agg backend (no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpsearch import _keys
+
+if TYPE_CHECKING:
+    import optuna
+    from matplotlib.figure import Figure
+    from optuna.trial import FrozenTrial
+
+LOG_PARAMS = frozenset({"lr", "weight_decay", "l1"})
+
+
+def _figure(width: float = 6.4, height: float = 4.0) -> Figure:
+    """A new Agg figure that never touches a display."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=100, layout="constrained")
+
+
+def save(fig: Figure, path: Path) -> Path:
+    """Write a PNG and return its path."""
+    fig.savefig(path, format="png")
+    return path
+
+
+def loss_curves(ranked: list[FrozenTrial], path: Path) -> Path:
+    """Train and validation loss per epoch for the best trial and the next four."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    for i, trial in enumerate(ranked[:5]):
+        history = trial.user_attrs.get(_keys.HISTORY, [])
+        epochs = [h["epoch"] for h in history]
+        color = f"C{i}"
+        ax.plot(epochs, [h["train_loss"] for h in history], color=color, linestyle="--")
+        ax.plot(
+            epochs,
+            [h["valid_loss"] for h in history],
+            color=color,
+            label=f"#{trial.number} ({trial.value:.4f})",
+        )
+    ax.set(
+        xlabel="epoch",
+        ylabel="loss (dashed: train, solid: validation)",
+        title="Loss per epoch, best five trials",
+    )
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def confusion(matrix: list[list[int]], classes: list[str], path: Path) -> Path:
+    """The best trial's test-set confusion matrix as a heatmap with class names."""
+    fig = _figure(5.5, 5.0)
+    ax = fig.add_subplot()
+    image = ax.imshow(matrix, cmap="Blues")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right")
+    ax.set_yticks(range(len(classes)), classes)
+    ax.set(xlabel="predicted", ylabel="true", title="Test-set confusion matrix, best trial")
+    top = max(max(row) for row in matrix) or 1
+    for r, row in enumerate(matrix):
+        for c, count in enumerate(row):
+            ax.text(
+                c,
+                r,
+                str(count),
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="white" if count > top / 2 else "black",
+            )
+    fig.colorbar(image, ax=ax, shrink=0.8)
+    return save(fig, path)
+
+
+def best_so_far(trials: list[FrozenTrial], maximize: bool, path: Path) -> Path:
+    """Best value so far against trial number; pruned and failed trials marked."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    best: float | None = None
+    xs, ys = [], []
+    for trial in sorted(trials, key=lambda t: t.number):
+        value = trial.value if trial.state.name == "COMPLETE" else None
+        if value is not None and (best is None or (value > best if maximize else value < best)):
+            best = value
+        if best is not None:
+            xs.append(trial.number)
+            ys.append(best)
+    ax.step(xs, ys, where="post", label="best so far")
+    done = [t for t in trials if t.state.name == "COMPLETE"]
+    ax.scatter(
+        [t.number for t in done],
+        [float(t.value or 0.0) for t in done],
+        s=10,
+        alpha=0.5,
+        label="complete",
+    )
+    worst = worst_value([t.value for t in done if t.value is not None], maximize)
+    for state, marker in (("PRUNED", "x"), ("FAIL", "v")):
+        marked = [t.number for t in trials if t.state.name == state]
+        if marked:
+            ax.scatter(marked, [worst] * len(marked), marker=marker, label=state.lower())
+    ax.set(xlabel="trial", ylabel="validation metric", title="Best value so far")
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def worst_value(values: list[float], maximize: bool) -> float:
+    """Where pruned and failed trials are drawn: at the worst completed value, never the best."""
+    if not values:
+        return 0.0
+    return min(values) if maximize else max(values)
+
+
+def importances(values: dict[str, float], path: Path) -> Path:
+    """Parameter importances (optuna.importance) as horizontal bars."""
+    fig = _figure()
+    ax = fig.add_subplot()
+    names = list(values)[::-1]
+    ax.barh(names, [values[n] for n in names])
+    ax.set(xlabel="importance (PED-ANOVA)", title="Parameter importances")
+    return save(fig, path)
+
+
+def metric_vs_params(trials: list[FrozenTrial], path: Path) -> Path:
+    """Validation metric against each parameter; lr, weight decay and L1 on log axes."""
+    done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
+    names = sorted({n for t in done for n in t.params})
+    cols = min(3, max(1, len(names)))
+    rows = (len(names) + cols - 1) // cols or 1
+    fig = _figure(4.0 * cols, 3.0 * rows)
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(rows, cols, i + 1)
+        points = [(t.params[name], float(t.value or 0.0)) for t in done if name in t.params]
+        xs: list[Any] = [str(x) if isinstance(x, bool | str) else x for x, _ in points]
+        ax.scatter(xs, [y for _, y in points], s=12, alpha=0.7)
+        if name in LOG_PARAMS:
+            ax.set_xscale("log")
+        ax.set(xlabel=name, ylabel="validation")
+    return save(fig, path)
+
+
+def narrowing_ranges(trials: list[FrozenTrial], path: Path) -> Path | None:
+    """Each numeric parameter's range per round, as bars shrinking round by round."""
+    rounds: dict[int, dict[str, Any]] = {}
+    for trial in trials:
+        if _keys.NARROWING_ROUND in trial.user_attrs:
+            rounds.setdefault(
+                trial.user_attrs[_keys.NARROWING_ROUND], trial.user_attrs[_keys.NARROWING_RANGES]
+            )
+    if not rounds:
+        return None
+    first = rounds[min(rounds)]
+    names = [n for n, r in first.items() if "low" in r]
+    fig = _figure(4.0 * max(1, len(names)), 3.2)
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(1, len(names), i + 1)
+        order = sorted(rounds)
+        lows = [rounds[r][name]["low"] for r in order]
+        highs = [rounds[r][name]["high"] for r in order]
+        ax.barh(order, [h - lo for lo, h in zip(lows, highs, strict=True)], left=lows)
+        if name in LOG_PARAMS:
+            ax.set_xscale("log")
+            ax.tick_params(axis="x", which="minor", labelbottom=False)
+        ax.set_yticks(order)
+        ax.set(xlabel=name, ylabel="round", title=f"{name} per round")
+        ax.invert_yaxis()
+    return save(fig, path)
+
+
+def param_importances(study: optuna.Study) -> dict[str, float]:
+    """PED-ANOVA importances (Optuna 5's default, named so the label stays true), or {}."""
+    import warnings
+
+    import optuna
+
+    evaluator = optuna.importance.PedAnovaImportanceEvaluator()
+    try:
+        with warnings.catch_warnings():  # "some regimes have < 2 trials": small studies, expected
+            warnings.simplefilter("ignore", UserWarning)
+            return dict(optuna.importance.get_param_importances(study, evaluator=evaluator))
+    except (ValueError, RuntimeError):
+        return {}

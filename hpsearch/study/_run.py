@@ -1,0 +1,254 @@
+"""Running, creating and joining a study: the entry points of `hpsearch run/create/worker`."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from hpsearch import _keys
+from hpsearch.errors import StorageError, UsageError, arg
+from hpsearch.spec import StudySpec, load_spec
+from hpsearch.storages._rdb import DEFAULT_STORAGE, masked, stored_direction
+from hpsearch.study._connect import connect
+from hpsearch.study._create import create_study, ensure_study
+from hpsearch.study._optimize import optimize, prepare, write_note
+from hpsearch.study._options import RunOptions, check_options, require_total, with_overrides
+from hpsearch.study._summary import RunSummary, finished_count, stored_summary, study_attrs
+
+StudyArg = str | os.PathLike[str] | StudySpec
+
+
+def run(
+    study: StudyArg,
+    trials: int,
+    *,
+    storage: str = DEFAULT_STORAGE,
+    data_dir: str | os.PathLike[str] = "data",
+    device: str = "auto",
+    workers: int | None = None,
+    gpus: str | None = None,
+    workers_per_gpu: int = 1,
+    threads: int | None = None,
+    seed: int | None = None,
+    max_epochs: int | None = None,
+    timeout: float | None = None,
+    progress: bool = True,
+    allow_changed_spec: bool = False,
+    artifacts: str | os.PathLike[str] | None = None,
+    heartbeat: int = 10,
+    grace_period: int = 60,
+) -> RunSummary:
+    """Run a study until it holds `trials` finished trials, as `hpsearch run` does.
+
+    Trials already in storage count toward the total, so calling it again after an
+    interruption runs only the remainder. With `workers` or `gpus`, the trials run in that
+    many `hpsearch worker` processes on the same storage.
+
+    Args:
+        study: A shipped study's name (see `hpsearch studies`), a path to a study file, or a
+            spec from :func:`load_spec`.
+        trials: The study's total of finished (complete or pruned) trials.
+        storage: A SQLAlchemy URL; SQLite by default, PostgreSQL for workers on many machines.
+        data_dir: The folder that holds the data sets (MNIST is downloaded there if absent).
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:<i>"``.
+        workers: Worker processes to start (default: this process alone, or one per GPU slot).
+        gpus: ``"all"`` or indices like ``"0,1"``: pin each worker to one GPU.
+        workers_per_gpu: Workers sharing one GPU, with `gpus`.
+        threads: torch CPU threads per worker (default: the cores shared among the workers).
+        seed: Overrides the study file's seed (recorded when the study is created).
+        max_epochs: Overrides ``training.max_epochs`` (recorded when the study is created).
+        timeout: Stop starting new trials after this many seconds.
+        progress: Show the live progress line.
+        allow_changed_spec: Resume although the study file, seed, epochs or data changed; the
+            change is recorded on the study.
+        artifacts: Folder for the best epochs' weights (default: ``<db>-artifacts`` beside a
+            SQLite file).
+        heartbeat: Seconds between a running trial's heartbeats.
+        grace_period: A trial silent this long is marked failed and retried.
+
+    Returns:
+        Where the study stands: its counts by state and its best trial.
+
+    Example:
+        >>> import hpsearch
+        >>> summary = hpsearch.run("mnist-reg", trials=20, storage="sqlite:///mnist.db")
+        >>> summary.best.params if summary.best else None
+    """
+    spec = _as_spec(study)
+    opts = RunOptions(
+        trials=trials,
+        storage=storage,
+        data_dir=Path(data_dir),
+        device=device,
+        seed=seed,
+        timeout=timeout,
+        max_epochs=max_epochs,
+        progress=progress,
+        threads=threads,
+        heartbeat=heartbeat,
+        grace_period=grace_period,
+        allow_changed_spec=allow_changed_spec,
+        artifacts=None if artifacts is None else Path(artifacts),
+    )
+    if workers is None and gpus is None and workers_per_gpu == 1:
+        return run_here(spec, opts)
+    return _run_workers(spec, opts, workers, gpus, workers_per_gpu)
+
+
+def create(
+    study: StudyArg,
+    trials: int,
+    *,
+    storage: str = DEFAULT_STORAGE,
+    seed: int | None = None,
+    allow_changed_spec: bool = False,
+) -> RunSummary:
+    """Create a study for workers to join, or change its total, without running a trial.
+
+    Creating is idempotent: a study that exists is checked against its study file.
+
+    Args:
+        study: A shipped study's name, a path to a study file, or a spec.
+        trials: The study's total of finished trials; workers stop when it is reached.
+        storage: A SQLAlchemy URL that every worker can reach.
+        seed: Overrides the study file's seed.
+        allow_changed_spec: Accept (and record) a study file that changed since creation.
+
+    Returns:
+        The stored study's counts.
+
+    Example:
+        >>> import hpsearch
+        >>> url = "postgresql+psycopg://hpsearch:secret@db/hpsearch"
+        >>> hpsearch.create("mnist-narrow", trials=200, storage=url).target
+        200
+    """
+    spec = _as_spec(study)
+    opts = RunOptions(trials, storage, seed=seed, allow_changed_spec=allow_changed_spec)
+    check_options(opts)
+    return create_study(spec, opts)
+
+
+def join(
+    study: StudyArg,
+    *,
+    trials: int | None = None,
+    storage: str = DEFAULT_STORAGE,
+    data_dir: str | os.PathLike[str] = "data",
+    device: str = "auto",
+    threads: int | None = None,
+    seed: int | None = None,
+    max_epochs: int | None = None,
+    timeout: float | None = None,
+    progress: bool = True,
+    allow_changed_spec: bool = False,
+    artifacts: str | os.PathLike[str] | None = None,
+    heartbeat: int = 10,
+    grace_period: int = 60,
+    tag: str | None = None,
+) -> RunSummary:
+    """Join an existing study as one worker and run trials until its total, as `hpsearch worker`.
+
+    The study must exist (see :func:`create`); a worker never creates a database.
+
+    Args:
+        study: A shipped study's name, a path to a study file, or a spec.
+        trials: Overrides the total recorded on the study.
+        storage: The SQLAlchemy URL the study was created in.
+        data_dir: The folder that holds the data sets.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:<i>"``.
+        threads: torch CPU threads for this worker.
+        seed: Overrides the study file's seed (must match the study's).
+        max_epochs: Overrides ``training.max_epochs`` (must match the study's).
+        timeout: Stop starting new trials after this many seconds.
+        progress: Show the live progress line.
+        allow_changed_spec: Join although the study file changed; the change is recorded.
+        artifacts: Folder for the best epochs' weights, shared by every worker.
+        heartbeat: Seconds between a running trial's heartbeats.
+        grace_period: A trial silent this long is marked failed and retried.
+        tag: Mixed into this worker's sampler seed (default: host name and process id).
+
+    Returns:
+        Where the study stands when its total is reached.
+
+    Example:
+        >>> import hpsearch
+        >>> url = "postgresql+psycopg://hpsearch:secret@db/hpsearch"
+        >>> hpsearch.join("mnist-narrow", storage=url, device="cuda").finished
+    """
+    import socket
+
+    spec = _as_spec(study)
+    opts = RunOptions(
+        trials=trials,
+        storage=storage,
+        data_dir=Path(data_dir),
+        device=device,
+        seed=seed,
+        timeout=timeout,
+        max_epochs=max_epochs,
+        progress=progress,
+        threads=threads,
+        heartbeat=heartbeat,
+        grace_period=grace_period,
+        worker_tag=tag or f"{socket.gethostname()}-{os.getpid()}",
+        allow_changed_spec=allow_changed_spec,
+        artifacts=None if artifacts is None else Path(artifacts),
+    )
+    return join_here(spec, opts)
+
+
+def run_here(
+    spec: StudySpec, opts: RunOptions, notify: Callable[[str], None] | None = None
+) -> RunSummary:
+    """Run trials in this process until the study holds `opts.trials` finished ones.
+
+    `notify` receives one-line notes from the sampler (e.g. a range stuck at an edge); by
+    default they are written above the progress bar.
+    """
+    target = require_total(opts.trials)
+    spec = with_overrides(spec, opts)
+    check_options(opts)
+    objective = prepare(spec, opts)  # a bad device or data set fails before any file exists
+    storage = connect(spec, opts)
+    if finished_count(storage, spec.name) >= target:
+        ensure_study(storage, spec, target, opts)
+        return stored_summary(storage, spec.name, target, 0.0)
+    return optimize(spec, opts, storage, target, notify or write_note, objective)
+
+
+def join_here(
+    spec: StudySpec, opts: RunOptions, notify: Callable[[str], None] | None = None
+) -> RunSummary:
+    """Join an existing study in this process and run trials until its recorded total."""
+    spec = with_overrides(spec, opts)
+    storage = connect(spec, opts, create=False)  # a worker joins; it never starts a database
+    attrs = study_attrs(storage, spec.name)
+    if not attrs and stored_direction(storage, spec.name) is None:
+        raise StorageError(
+            f"no study '{spec.name}' in {masked(opts.storage)}; create it first with "
+            f"`hpsearch create --study {spec.cli_name} --trials N` (or `hpsearch run`)"
+        )
+    target = opts.trials or attrs.get(_keys.TARGET_TRIALS)
+    if not target:
+        raise UsageError(f"study '{spec.name}' has no recorded total; pass {arg('trials', 'N')}")
+    objective = prepare(spec, opts)
+    return optimize(spec, opts, storage, int(target), notify or write_note, objective)
+
+
+def _run_workers(
+    spec: StudySpec, opts: RunOptions, workers: int | None, gpus: str | None, per_gpu: int
+) -> RunSummary:
+    """Check the options, then plan and launch the worker processes."""
+    from hpsearch.study._workers import parse_gpus, plan_workers, run_parallel
+
+    check_options(opts)  # before planning, which reads threads
+    cpus = os.cpu_count() or 1
+    plans = plan_workers(workers, parse_gpus(gpus), per_gpu, cpus, opts.threads, opts.device)
+    return run_parallel(spec, opts, plans)
+
+
+def _as_spec(study: StudyArg) -> StudySpec:
+    """A spec from a study name, a path, or a spec."""
+    return study if isinstance(study, StudySpec) else load_spec(os.fspath(study))

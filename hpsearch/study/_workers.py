@@ -1,0 +1,213 @@
+"""Several worker processes on one storage: `hpsearch run --workers K [--gpus ...]`.
+
+Each worker is a separate `hpsearch worker` process (not a thread) that loads the data once and
+runs trials until the study's total is reached; Optuna's storage is the only thing they share.
+The study can overshoot its total by at most K-1 trials: the workers that are mid-trial when
+the total is reached finish their trial.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+
+from hpsearch.errors import INTERRUPTED_EXIT, HPSearchError, UsageError, arg
+from hpsearch.spec import StudySpec
+from hpsearch.study._connect import connect
+from hpsearch.study._create import ensure_study
+from hpsearch.study._options import RunOptions, require_total, with_overrides
+from hpsearch.study._summary import RunSummary, finished_count, stored_summary
+
+POLL_S = 1.0
+STOP_GRACE_S = 30.0
+
+
+@dataclass(frozen=True)
+class WorkerPlan:
+    """Where one worker runs: its device, its CPU threads, and its visible GPU."""
+
+    index: int
+    device: str
+    threads: int
+    gpu: int | None = None
+
+
+def parse_gpus(value: str | None) -> list[int] | None:
+    """'0,1,3' or 'all' to GPU indices; None when no GPUs were asked for."""
+    if value is None:
+        return None
+    if value == "all":
+        import torch
+
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise UsageError(
+                f"{arg('gpus', 'all')} but no GPU is visible; drop {arg('gpus')} to run on the CPU"
+            )
+        return list(range(count))
+    try:
+        gpus = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise UsageError(
+            f"{arg('gpus')} must be 'all' or indices like 0,1 but got '{value}'"
+        ) from None
+    if not gpus or min(gpus) < 0:
+        raise UsageError(f"{arg('gpus')} must be 'all' or indices like 0,1 but got '{value}'")
+    return gpus
+
+
+def plan_workers(
+    workers: int | None,
+    gpus: list[int] | None,
+    per_gpu: int,
+    cpus: int,
+    threads: int | None = None,
+    device: str = "auto",
+) -> list[WorkerPlan]:
+    """Worker i gets GPU gpus[i // per_gpu] (else `device`) and `threads` or a core share."""
+    if per_gpu < 1:
+        raise UsageError(f"{arg('workers_per_gpu')} must be ≥ 1 but got {per_gpu}")
+    if not gpus and per_gpu != 1:
+        raise UsageError(
+            f"{arg('workers_per_gpu', per_gpu)} needs {arg('gpus')}; add {arg('gpus', 'all')} "
+            "or drop it"
+        )
+    if gpus and device not in ("auto", "cuda"):
+        raise UsageError(
+            f"{arg('gpus')} runs the workers on GPUs but {arg('device')} is {device}; drop one"
+        )
+    if gpus:
+        slots = [g for g in gpus for _ in range(per_gpu)]
+        count = workers or len(slots)
+        if count > len(slots):
+            raise UsageError(
+                f"{arg('workers', count)} but only {len(slots)} GPU slots ({len(gpus)} GPUs x "
+                f"{per_gpu} per GPU); raise {arg('workers_per_gpu')} or lower {arg('workers')}"
+            )
+        share = threads or max(1, cpus // count)
+        return [WorkerPlan(i, "cuda", share, slots[i]) for i in range(count)]
+    count = 1 if workers is None else workers
+    if count < 1:
+        raise UsageError(f"{arg('workers')} must be ≥ 1 but got {count}")
+    return [WorkerPlan(i, device, threads or max(1, cpus // count)) for i in range(count)]
+
+
+def check_devices(plans: list[WorkerPlan]) -> None:
+    """Every planned device exists here, so a missing GPU fails once, before any worker starts."""
+    import torch
+
+    from hpsearch.objectives._train import resolve_device
+
+    visible = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    for plan in plans:
+        if plan.gpu is None:
+            resolve_device(plan.device)
+        elif visible == 0:
+            raise UsageError(
+                f"{arg('gpus')} was given but no GPU is visible; drop {arg('gpus')} to use the CPU"
+            )
+        elif plan.gpu >= visible:
+            raise UsageError(
+                f"{arg('gpus')} asks for GPU {plan.gpu} but only GPUs 0-{visible - 1} are visible; "
+                f"use {arg('gpus', 'all')}"
+            )
+
+
+def worker_command(spec: StudySpec, opts: RunOptions, plan: WorkerPlan, target: int) -> list[str]:
+    """The `hpsearch worker` command line for one worker (the storage URL goes in its env)."""
+    cmd = [sys.executable, "-m", "hpsearch", "worker", "--study", str(spec.path)]
+    cmd += ["--trials", str(target), "--data-dir", str(opts.data_dir), "--device", plan.device]
+    cmd += ["--threads", str(plan.threads), "--tag", f"w{plan.index}", "--no-progress"]
+    cmd += ["--artifacts", str(opts.artifact_dir().resolve())]
+    cmd += ["--heartbeat", str(opts.heartbeat), "--grace-period", str(opts.grace_period)]
+    if opts.seed is not None:
+        cmd += ["--seed", str(opts.seed)]
+    if opts.max_epochs is not None:
+        cmd += ["--max-epochs", str(opts.max_epochs)]
+    return cmd
+
+
+def run_parallel(spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan]) -> RunSummary:
+    """Start the workers, show progress from storage, and stop them all cleanly on Ctrl-C."""
+    from hpsearch.objectives._factory import make_objective
+    from hpsearch.objectives._train import resolve_device
+
+    target = require_total(opts.trials)
+    spec = with_overrides(spec, opts)
+    check_devices(plans)
+    make_objective(spec, opts.data_dir, resolve_device("cpu"))  # bad data fails here, once,
+    storage = connect(spec, opts)  # and before any file is created
+    ensure_study(storage, spec, target, opts)
+    started = time.perf_counter()
+    if finished_count(storage, spec.name) >= target:
+        return stored_summary(storage, spec.name, target, 0.0)  # nothing to do: start no worker
+    procs = [_spawn(spec, opts, plan) for plan in plans]
+    try:
+        _watch(storage, spec, opts, procs)
+    except KeyboardInterrupt:
+        _stop(procs)
+        raise
+    failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
+    if failed and all(code == INTERRUPTED_EXIT for _, code in failed):
+        raise KeyboardInterrupt  # a worker's Ctrl-C: nothing to fix, the run was interrupted
+    if failed:
+        codes = ", ".join(f"worker {i} exited with {code}" for i, code in failed)
+        raise HPSearchError(f"{codes}; see its message above, fix it and re-run to resume")
+    return stored_summary(storage, spec.name, target, time.perf_counter() - started)
+
+
+def _spawn(spec: StudySpec, opts: RunOptions, plan: WorkerPlan) -> subprocess.Popen[bytes]:
+    """One worker process; the storage URL travels in its environment, not its argv."""
+    env = dict(os.environ, HPSEARCH_STORAGE=opts.storage)
+    if plan.gpu is not None:
+        env["CUDA_VISIBLE_DEVICES"] = visible_gpu(plan.gpu, os.environ.get("CUDA_VISIBLE_DEVICES"))
+    return subprocess.Popen(worker_command(spec, opts, plan, opts.trials or 0), env=env)
+
+
+def visible_gpu(index: int, parent: str | None) -> str:
+    """The CUDA_VISIBLE_DEVICES entry for GPU `index` as this process numbers it.
+
+    --gpus indices count the GPUs this process sees; when it already sees a subset (a scheduler
+    set CUDA_VISIBLE_DEVICES=2,3), index 0 is physical GPU 2 (or a UUID), not GPU 0.
+    """
+    ids = [part.strip() for part in (parent or "").split(",") if part.strip()]
+    return ids[index] if index < len(ids) else str(index)
+
+
+def _watch(
+    storage: object, spec: StudySpec, opts: RunOptions, procs: list[subprocess.Popen[bytes]]
+) -> None:
+    """Poll storage for the progress line until every worker has exited."""
+    import optuna
+
+    from hpsearch.study._progress import TrialProgress
+
+    study = optuna.load_study(study_name=spec.name, storage=storage)  # type: ignore[arg-type]
+    progress = TrialProgress(study, opts.trials or 0, enabled=opts.progress)
+    try:
+        while True:
+            done = all(p.poll() is not None for p in procs)
+            progress.refresh(f"workers={sum(p.poll() is None for p in procs)} ")
+            if done:
+                return
+            time.sleep(POLL_S)
+    finally:
+        progress.close()
+
+
+def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    """Ctrl-C: each worker marks its cut-off trial failed and exits; stragglers are killed."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()

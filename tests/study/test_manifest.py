@@ -1,0 +1,143 @@
+"""The manifest: what a study was made with, and refusing a resume whose space or data changed."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner, Result
+
+from hpsearch import _keys
+from hpsearch.cli import main
+from hpsearch.study import _manifest as manifest
+
+pytestmark = pytest.mark.slow  # every test runs a study
+Cli = Callable[..., Result]
+
+
+def stored(url: str) -> optuna.Study:
+    """The tiny study as stored."""
+    return optuna.load_study(study_name="tiny", storage=url)
+
+
+def test_creation_records_the_manifest(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str, mnist_dir: Path
+) -> None:
+    path = make_study()
+    assert (
+        cli("run", "--study", str(path), "--trials", "1", "--storage", storage_url).exit_code == 0
+    )
+    attrs = stored(storage_url).user_attrs
+    record = attrs["manifest"]
+    assert record["study_file"] == path.read_text()
+    assert record["seed"] == 3 and record["device"] == "cpu"
+    assert set(record["versions"]) == {"hpsearch", "python", "torch", "torchvision", "optuna"}
+    assert record["versions"]["torch"].startswith("2.")
+    raw = mnist_dir / "MNIST" / "raw"
+    expected = manifest.data_hash(
+        [raw / "train-images-idx3-ubyte", raw / "train-labels-idx1-ubyte"]
+    )
+    assert record["data_hash"] == expected == attrs["data_hash"]
+    assert attrs["signature"]["search.lr"] == "0.0003..0.003 log"
+    assert record["git_commit"] is None or len(record["git_commit"].split("+")[0]) == 40
+
+
+def test_changed_range_is_refused_then_allowed_and_recorded(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str
+) -> None:
+    path = make_study()
+    assert (
+        cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url).exit_code == 0
+    )
+    before = [(t.number, t.state, t.value) for t in stored(storage_url).trials]
+    path.write_text(path.read_text().replace("high = 3e-3", "high = 1e-2"))
+    refused = cli("run", "--study", str(path), "--trials", "3", "--storage", storage_url)
+    assert refused.exit_code == 1
+    assert "search.lr: 0.0003..0.003 log -> 0.0003..0.01 log" in refused.output
+    assert (
+        "--allow-changed-spec" in refused.output and len(refused.output.strip().splitlines()) == 1
+    )
+    assert [(t.number, t.state, t.value) for t in stored(storage_url).trials] == before
+    allowed = cli(
+        "run",
+        "--study",
+        str(path),
+        "--trials",
+        "3",
+        "--storage",
+        storage_url,
+        "--allow-changed-spec",
+    )
+    assert allowed.exit_code == 0, allowed.output
+    attrs = stored(storage_url).user_attrs
+    assert attrs["spec_changes"][0]["changes"] == [
+        "search.lr: 0.0003..0.003 log -> 0.0003..0.01 log"
+    ]
+    assert len(stored(storage_url).trials) == 3
+    again = cli("run", "--study", str(path), "--trials", "3", "--storage", storage_url)
+    assert again.exit_code == 0  # the accepted space is now the study's own
+
+
+def test_comment_edits_are_not_changes(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str
+) -> None:
+    path = make_study()
+    assert (
+        cli("run", "--study", str(path), "--trials", "1", "--storage", storage_url).exit_code == 0
+    )
+    path.write_text("# a note\n" + path.read_text().replace('"tiny test study"', '"renamed"'))
+    result = cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url)
+    assert result.exit_code == 0, result.output
+
+
+def test_a_setting_added_later_reads_as_its_default_in_an_older_study(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str
+) -> None:
+    path = make_study()
+    assert (
+        cli("run", "--study", str(path), "--trials", "1", "--storage", storage_url).exit_code == 0
+    )
+    study = stored(storage_url)
+    older = dict(study.user_attrs[_keys.SIGNATURE])
+    del older["training.schedule"]  # as recorded before training.schedule existed
+    study.set_user_attr(_keys.SIGNATURE, older)
+    resumed = cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url)
+    assert resumed.exit_code == 0, resumed.output
+    study.set_user_attr(_keys.SIGNATURE, older)
+    path.write_text(path.read_text().replace("[training]", '[training]\nschedule = "cosine"'))
+    changed = cli("run", "--study", str(path), "--trials", "3", "--storage", storage_url)
+    assert changed.exit_code == 1
+    assert "training.schedule: constant -> cosine" in changed.output
+
+
+def test_changed_data_is_refused(
+    make_study: Callable[..., Path], storage_url: str, mnist_dir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    shutil.copytree(mnist_dir / "MNIST", data / "MNIST")
+    path = make_study()
+    args = [
+        "run",
+        "--study",
+        str(path),
+        "--trials",
+        "1",
+        "--storage",
+        storage_url,
+        "--data-dir",
+        str(data),
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
+    assert CliRunner().invoke(main, args).exit_code == 0
+    images = data / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    blob = bytearray(images.read_bytes())
+    blob[-1] ^= 0xFF
+    images.write_bytes(bytes(blob))
+    args[4] = "2"
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1 and "data files: hash" in result.output

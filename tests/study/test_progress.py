@@ -1,0 +1,57 @@
+"""The progress line counts finished and pruned trials from storage and shows the best value."""
+
+from __future__ import annotations
+
+import io
+
+import optuna
+from optuna.trial import TrialState, create_trial
+
+from hpsearch.study._progress import TrialProgress
+
+
+def _study(direction: str) -> optuna.Study:
+    study = optuna.create_study(study_name="demo", direction=direction)
+    for value in (0.5, 0.8, 0.2):
+        study.add_trial(create_trial(value=value))
+    study.add_trial(create_trial(state=TrialState.PRUNED, intermediate_values={1: 0.9}))
+    study.add_trial(create_trial(state=TrialState.FAIL))
+    return study
+
+
+def test_the_line_counts_finished_trials_and_shows_the_best_completed_value() -> None:
+    out = io.StringIO()
+    progress = TrialProgress(_study("maximize"), target=10, file=out)
+    progress.close()
+    line = out.getvalue().split("\r")[-1]
+    assert progress.bar.n == 4  # three completed + one pruned; the failed one is not finished
+    assert "4/10" in line and "pruned=1" in line and "best=0.8000" in line
+
+
+def test_minimizing_studies_show_the_lowest_value_and_the_callback_picks_up_new_trials() -> None:
+    out = io.StringIO()
+    study = _study("minimize")
+    progress = TrialProgress(study, target=5, file=out)
+    study.add_trial(create_trial(value=0.1))
+    progress(study, study.trials[-1])
+    progress.close()
+    assert progress.bar.n == 5
+    assert "best=0.1000" in out.getvalue().split("\r")[-1]
+
+
+def test_a_prefix_such_as_the_live_worker_count_leads_the_postfix() -> None:
+    out = io.StringIO()
+    progress = TrialProgress(_study("maximize"), target=10, file=out)
+    progress.refresh("workers=2 ")
+    progress.close()
+    assert "workers=2 pruned=1" in out.getvalue()
+
+
+def test_a_disabled_line_writes_nothing() -> None:
+    out = io.StringIO()
+    study = _study("maximize")
+    progress = TrialProgress(study, target=10, enabled=False, file=out)
+    progress(study, study.trials[0])
+    progress.refresh("workers=1 ")
+    progress.close()
+    assert out.getvalue() == ""

@@ -1,0 +1,315 @@
+"""Parallel worker processes on SQLite and PostgreSQL: totals, kills, Ctrl-C, database restarts."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpsearch.errors import UsageError
+from hpsearch.study._workers import parse_gpus, plan_workers, visible_gpu
+from repo import TEST_DATA
+
+STUDY = """\
+seed = 5
+[data]
+train_size = 2400
+valid_size = 600
+[model]
+hidden = [64]
+[training]
+max_epochs = {epochs}
+patience = {epochs}
+[search]
+lr = {{ low = 1e-4, high = 1e-2, log = true }}
+batch_norm = {{ choices = [true, false] }}
+[sampler]
+kind = "random"
+[pruner]
+kind = "none"
+"""
+
+
+def postgres_url() -> str | None:
+    """The test server's URL, failing where CI requires one and it is missing."""
+    url = os.environ.get("HPSEARCH_TEST_POSTGRES")
+    if not url and os.environ.get("HPSEARCH_REQUIRE_POSTGRES") == "1":
+        pytest.fail("HPSEARCH_REQUIRE_POSTGRES=1 but HPSEARCH_TEST_POSTGRES is not set")
+    return url
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh SQLite file, or a fresh database on the PostgreSQL test server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'workers.db'}"
+        return
+    url = postgres_url()
+    if not url:
+        pytest.skip("HPSEARCH_TEST_POSTGRES is not set")
+    import sqlalchemy
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    yield url.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def study_file(tmp_path: Path, epochs: int = 1, name: str = "par") -> Path:
+    """A tiny MNIST study; `epochs` sets how long each trial takes."""
+    path = tmp_path / f"{name}.toml"
+    path.write_text(STUDY.format(epochs=epochs))
+    return path
+
+
+def hpsearch(*args: str, storage: str, **popen: object) -> subprocess.Popen[str]:
+    """Start the real CLI as a subprocess with the storage URL in its environment."""
+    env = dict(os.environ, HPSEARCH_STORAGE=storage, HPSEARCH_OFFLINE="1")
+    cmd = [sys.executable, "-m", "hpsearch", *args, "--data-dir", str(TEST_DATA), "--no-progress"]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen
+    )  # type: ignore[call-overload]
+
+
+def run_study_cli(
+    path: Path, trials: int, *extra: str, storage: str, **popen: object
+) -> subprocess.Popen[str]:
+    """`hpsearch run` of a study file on the CPU up to `trials`, with any extra options."""
+    args = ("run", "--study", str(path), "--trials", str(trials), "--device", "cpu", *extra)
+    return hpsearch(*args, storage=storage, **popen)
+
+
+def trials_of(url: str, name: str = "par") -> list[optuna.trial.FrozenTrial]:
+    """The stored trials of a study (through hpsearch's storage: the run may be creating it)."""
+    from hpsearch.storages._rdb import open_storage
+
+    return optuna.load_study(study_name=name, storage=open_storage(url)).trials
+
+
+def wait_for_running(
+    url: str, timeout: float = 120.0, name: str = "par"
+) -> optuna.trial.FrozenTrial:
+    """Block until some trial is RUNNING and has reported at least one epoch."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            for trial in trials_of(url, name):
+                if trial.state.name == "RUNNING" and trial.intermediate_values:
+                    return trial
+        except KeyError:
+            pass
+        time.sleep(0.2)
+    raise AssertionError("no trial started running in time")
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 240.0) -> str:
+    """Wait for a subprocess and return its output."""
+    out, _ = proc.communicate(timeout=timeout)
+    return out
+
+
+@pytest.mark.slow
+def test_k_processes_reach_the_total(tmp_path: Path, storage: str) -> None:
+    # --threads 2: not the default share of a 2-to-8-core machine among 4 workers
+    proc = run_study_cli(
+        study_file(tmp_path), 12, "--workers", "4", "--threads", "2", storage=storage
+    )
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    trials = trials_of(storage)
+    assert {t.user_attrs["threads"] for t in trials} == {2}
+    finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
+    assert 12 <= len(finished) <= 12 + 3  # overshoot is at most workers - 1
+    assert len({t.number for t in trials}) == len(trials)
+    assert not [t for t in trials if t.state.name in ("RUNNING", "FAIL")]
+    assert len({t.user_attrs["seed"] for t in trials}) == len(trials)
+    assert len({t.params["lr"] for t in trials}) == len(trials), "workers replayed draws"
+    assert "12/12 trials finished" in out or "trials finished" in out
+
+
+@pytest.mark.slow
+def test_a_finished_study_starts_no_more_trials(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'done.db'}"
+    path = study_file(tmp_path)
+    assert run_study_cli(path, 2, storage=storage).wait(timeout=240) == 0
+    late = [
+        hpsearch("worker", "--study", str(path), "--device", "cpu", storage=storage),
+        run_study_cli(path, 2, "--workers", "1", storage=storage),
+    ]
+    for proc in late:
+        out = finish(proc)
+        assert proc.returncode == 0, out
+    assert len(trials_of(storage)) == 2  # Optuna's stop callback alone would start one each
+
+
+@pytest.mark.slow
+def test_killed_worker_trial_fails_and_is_retried(tmp_path: Path, storage: str) -> None:
+    path = study_file(tmp_path, epochs=40)
+    beat = ("--heartbeat", "1", "--grace-period", "3")
+    from click.testing import CliRunner
+
+    from hpsearch.cli import main
+
+    result = CliRunner().invoke(
+        main, ["create", "--study", str(path), "--trials", "4", "--storage", storage]
+    )
+    assert result.exit_code == 0, result.output
+    victim = hpsearch("worker", "--study", str(path), "--device", "cpu", *beat, storage=storage)
+    running = wait_for_running(storage)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    assert trials_of(storage)[running.number].state.name == "RUNNING"  # nobody marked it yet
+    rescuer = hpsearch("worker", "--study", str(path), "--device", "cpu", *beat, storage=storage)
+    out = finish(rescuer)
+    assert rescuer.returncode == 0, out
+    trials = trials_of(storage)
+    assert trials[running.number].state.name == "FAIL"
+    retried = [t for t in trials if t.system_attrs.get("failed_trial") == running.number]
+    assert retried and retried[0].state.name == "COMPLETE"
+    assert retried[0].params == running.params
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 4
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+
+
+@pytest.mark.slow
+def test_ctrl_c_marks_the_cut_trial_failed_and_resume_finishes(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ctrlc.db'}"
+    path = study_file(tmp_path, epochs=30)
+    proc = run_study_cli(path, 3, storage=url)
+    running = wait_for_running(url)
+    proc.send_signal(signal.SIGINT)
+    out = finish(proc)
+    assert proc.returncode == 130, out
+    assert "re-run the same command to resume" in out and "Traceback" not in out
+    assert trials_of(url)[running.number].state.name == "FAIL"
+    assert not [t for t in trials_of(url) if t.state.name == "RUNNING"]
+    again = run_study_cli(path, 3, storage=url)
+    out = finish(again)
+    assert again.returncode == 0, out
+    assert sum(t.state.name == "COMPLETE" for t in trials_of(url)) == 3
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_all_workers(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ctrlc.db'}"
+    path = study_file(tmp_path, epochs=30)
+    proc = run_study_cli(
+        path,
+        20,
+        "--workers",
+        "2",
+        storage=url,
+        start_new_session=True,
+        # as from a terminal: a test run started in the background (`pytest &`) would otherwise
+        # hand SIGINT down as ignored, and Python keeps it ignored
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    wait_for_running(url)
+    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does to the whole group
+    out = finish(proc, timeout=120)
+    assert proc.returncode == 130, out
+    trials = trials_of(url)
+    assert trials and not [t for t in trials if t.state.name == "RUNNING"]
+    assert any(t.state.name == "FAIL" for t in trials)
+
+
+@pytest.mark.slow
+def test_ctrl_c_to_a_worker_reads_as_an_interrupt(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'ctrlc.db'}"
+    path = study_file(tmp_path, epochs=30)
+    proc = run_study_cli(path, 3, "--workers", "1", storage=url)
+    running = wait_for_running(url)
+    children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
+    os.kill(int(children[0]), signal.SIGINT)  # the worker only, not the run that watches it
+    out = finish(proc, timeout=120)
+    assert proc.returncode == 130, out
+    assert "re-run the same command to resume" in out and "fix it" not in out
+    assert trials_of(url)[running.number].state.name == "FAIL"
+
+
+@pytest.mark.slow
+def test_postgres_restart_mid_study(tmp_path: Path) -> None:
+    url = postgres_url()
+    pg_ctl, pg_data = os.environ.get("HPSEARCH_TEST_PGCTL"), os.environ.get("HPSEARCH_TEST_PGDATA")
+    if not (url and pg_ctl and pg_data):
+        pytest.skip("needs the CI PostgreSQL server (HPSEARCH_TEST_POSTGRES, _PGCTL, _PGDATA)")
+    name = f"restart{uuid.uuid4().hex[:8]}"
+    path = study_file(tmp_path, epochs=15, name=name)
+    beat = ("--heartbeat", "1", "--grace-period", "3")
+    proc = run_study_cli(path, 5, *beat, storage=url)
+    wait_for_running(url, name=name)
+    subprocess.run(
+        [*pg_ctl.split(), "-D", pg_data, "-m", "fast", "-w", "stop"],
+        check=True,
+        capture_output=True,
+    )
+    time.sleep(3)
+    log = str(Path(pg_data).parent / "log")
+    subprocess.run(
+        [*pg_ctl.split(), "-D", pg_data, "-w", "-l", log, "start"], check=True, capture_output=True
+    )
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    assert "database unavailable" in out
+    trials = trials_of(url, name)
+    assert sum(t.state.name == "COMPLETE" for t in trials) >= 5
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+    password = url.split("://", 1)[1].split("@", 1)[0].split(":", 1)[1]
+    assert password not in out
+
+
+def test_plan_workers_shares_cpus_and_pins_gpus() -> None:
+    cpu = plan_workers(4, None, 1, cpus=8, device="cpu")
+    assert [(p.device, p.threads, p.gpu) for p in cpu] == [("cpu", 2, None)] * 4
+    gpu = plan_workers(None, [0, 1], 2, cpus=16)
+    assert [(p.device, p.gpu) for p in gpu] == [("cuda", 0), ("cuda", 0), ("cuda", 1), ("cuda", 1)]
+    with pytest.raises(UsageError, match="only 2 GPU slots"):
+        plan_workers(3, [0, 1], 1, cpus=4)
+    assert [p.threads for p in plan_workers(1, None, 1, cpus=8, threads=1)] == [1]
+    assert [p.threads for p in plan_workers(None, [0], 2, cpus=8, threads=3)] == [3, 3]
+    assert {p.device for p in plan_workers(2, None, 1, cpus=2)} == {"auto"}  # each resolves it
+    with pytest.raises(UsageError, match="workers_per_gpu=2 needs gpus"):
+        plan_workers(2, None, 2, cpus=2)
+    with pytest.raises(UsageError, match="workers must be ≥ 1 but got 0"):
+        plan_workers(0, None, 1, cpus=2)
+    with pytest.raises(UsageError, match="device is cpu"):
+        plan_workers(None, [0], 1, cpus=2, device="cpu")
+    assert parse_gpus("0,2") == [0, 2]
+    # --gpus counts the GPUs this process sees; a worker's CUDA_VISIBLE_DEVICES names them
+    assert [visible_gpu(i, "2,3") for i in (0, 1)] == ["2", "3"]
+    assert visible_gpu(0, "GPU-5f2a, GPU-77c1") == "GPU-5f2a"
+    assert [visible_gpu(i, None) for i in (0, 1)] == ["0", "1"]
+    with pytest.raises(UsageError, match="indices like 0,1"):
+        parse_gpus("first")
+
+
+def test_workers_starting_together_on_a_fresh_database_all_open_it(storage: str) -> None:
+    from hpsearch.storages._rdb import open_storage
+
+    errors: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            open_storage(storage).get_all_studies()
+        except BaseException as exc:  # collected: a thread's exception would not fail the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_it) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors, errors  # was: "table studies already exists" for all but the first
