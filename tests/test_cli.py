@@ -459,7 +459,9 @@ def test_shipped_study_runs_on_full_mnist(full_data_dir: Path, storage_url: str)
     assert result.exit_code == 0, result.output
     trial = optuna.load_study(study_name="mnist-reg", storage=storage_url).trials[0]
     assert trial.state.name == "COMPLETE" and len(trial.user_attrs["history"]) == 1
-    assert trial.value > 0.15  # above chance (0.1) whatever the sampler drew
+    # Above chance whatever the sampler drew: on 12,000 validation images chance is 0.1 ± 0.003;
+    # Optuna 5.1's first TPE draw (dropout 0.5 in all six layers) reaches 0.124 in one epoch.
+    assert trial.value > 0.11
 
 
 @pytest.mark.slow
