@@ -29,11 +29,14 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Subset
 from torchvision import datasets, transforms
 
-from hpsearch.objectives._base import train_model
+from hpsearch.objectives._builtin import classifier_for
 from hpsearch.objectives._data import image_splits, image_test_split, load_image_set
-from hpsearch.objectives._flowers import KIND, build_cnn
+from hpsearch.objectives._flowers import build_cnn
+from hpsearch.objectives._runner import run_trial
 from hpsearch.objectives._train import FitConfig, evaluate, fit, make_optimizer
+from hpsearch.reporting._testset import _context
 from hpsearch.spec import TrainingSpec, load_spec
+from hpsearch.storages._artifacts import load_weights, store_for
 from hpsearch.study._options import RunOptions
 from hpsearch.study._run import run_here as run_study
 
@@ -106,17 +109,18 @@ def accuracy(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = args.storage or f"sqlite:///{tmp}/flowers.db"
         start = time.perf_counter()
-        summary = run_study(
-            spec, RunOptions(args.trials, url, args.data_dir, "cpu", progress=False), print
-        )
+        opts = RunOptions(args.trials, url, args.data_dir, "cpu", progress=False)
+        summary = run_study(spec, opts, print)
         search_s = time.perf_counter() - start
         best = optuna.load_study(study_name=spec.name, storage=url).best_trial
-    device = torch.device("cpu")
-    splits = image_splits(spec.data, args.data_dir, device)
-    fixed = optuna.trial.FixedTrial(best.params, number=best.number)
-    value, model = train_model(fixed, spec, KIND, splits, device)  # type: ignore[arg-type]
-    x_test, y_test = image_test_split(spec.data, args.data_dir, device)
-    _, test_acc = evaluate(model, x_test, y_test)
+        device = torch.device("cpu")
+        fixed = optuna.trial.FixedTrial(best.params, number=best.number)
+        kind = classifier_for(spec)
+        value = run_trial(fixed, spec, kind.objective, args.data_dir, device, params=best.params)  # type: ignore[arg-type]
+        weights = load_weights(store_for(opts.artifact_dir()), best)
+        tested = kind.test(dict(best.params), _context(spec, best, args.data_dir), weights)
+    test_acc = tested["accuracy"]
+    n_test = sum(sum(row) for row in tested["confusion"])
     print(
         f"budget: {args.trials} trials, max {spec.training.max_epochs} epochs, "
         f"{summary.pruned} pruned, search took {search_s / 60:.1f} min on "
@@ -127,7 +131,7 @@ def accuracy(args: argparse.Namespace) -> None:
         f"({'identical' if value == best.value else 'DIFFERENT'})"
     )
     print(f"params: {best.params}")
-    print(f"test accuracy of the best trial: {test_acc:.4f} on {len(y_test)} held-out images")
+    print(f"test accuracy of the best trial: {test_acc:.4f} on {n_test} held-out images")
 
 
 def main() -> None:

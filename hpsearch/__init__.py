@@ -8,6 +8,9 @@ The same machinery as the `hpsearch` command, from Python::
     summary = hpsearch.run(spec, trials=200)            # SQLite in ./hpsearch.db by default
     print(summary.best.params if summary.best else "no trial completed")
 
+Your own model: a study file's ``[objective]`` names a function ``objective(params, ctx)``
+that trains with the suggested `params` and reports each epoch through `ctx`
+(a `TrialContext`); `fit` is hpsearch's own training loop for classifiers on tensors.
 Workers on many machines share one database: `create` the study once, then `join` it from
 each worker. Every error a user can fix is an `HPSearchError`.
 """
@@ -22,6 +25,7 @@ from hpsearch.study import RunSummary, create, join, run
 from hpsearch.version import __version__
 
 if TYPE_CHECKING:
+    from hpsearch.objectives import TrialContext, fit
     from hpsearch.samplers import NarrowingSampler
 
 __all__ = [
@@ -32,9 +36,11 @@ __all__ = [
     "SpecError",
     "StorageError",
     "StudySpec",
+    "TrialContext",
     "UsageError",
     "__version__",
     "create",
+    "fit",
     "join",
     "load_spec",
     "run",
@@ -42,9 +48,13 @@ __all__ = [
 
 
 def __getattr__(name: str) -> object:
-    """Import the narrowing sampler (and with it Optuna) on first use, not with the package."""
+    """Import what needs Optuna or torch on first use, not with the package (a fast CLI start)."""
     if name == "NarrowingSampler":
         from hpsearch.samplers import NarrowingSampler
 
         return NarrowingSampler
+    if name in ("TrialContext", "fit"):
+        from hpsearch import objectives
+
+        return getattr(objectives, name)
     raise AttributeError(f"module 'hpsearch' has no attribute {name!r}")

@@ -209,7 +209,7 @@ def run(study: str, trials: int, **kwargs: Any) -> None:
         summary = run_study(spec, trials, **kwargs)
     except KeyboardInterrupt:
         interrupted()
-    click.echo("\n".join(describe_run(summary, spec.training.metric)))
+    click.echo("\n".join(describe_run(summary, spec.metric)))
 
 
 @main.command()
@@ -259,22 +259,23 @@ def worker(study: str, **kwargs: Any) -> None:
         summary = join(spec, **kwargs)
     except KeyboardInterrupt:
         interrupted()
-    click.echo("\n".join(describe_run(summary, spec.training.metric)))
+    click.echo("\n".join(describe_run(summary, spec.metric)))
 
 
 @main.command()
 def studies() -> None:
     """List the shipped study files, one line each."""
-    from hpsearch.spec import list_study_files, load_spec
+    from hpsearch.spec import list_study_files, read_spec
 
     for path in list_study_files():
         try:
-            spec = load_spec(str(path))
+            spec = read_spec(str(path))  # without importing each study's own code
         except HPSearchError as exc:
             click.echo(f"{path.stem:<16} (invalid: {exc})")
             continue
-        kind = f"{spec.data.dataset}, {spec.sampler.kind}, {spec.pruner.kind} pruner"
-        click.echo(f"{spec.name:<16} {kind:<32} {spec.description}")
+        model = "own objective" if spec.objective else spec.data.dataset
+        kind = f"{model}, {spec.sampler.kind}, {spec.pruner.kind} pruner"
+        click.echo(f"{spec.name:<16} {kind:<40} {spec.description}")
 
 
 @main.command()
@@ -284,7 +285,7 @@ def studies() -> None:
 def best(study: str, storage: str) -> None:
     """Show the best trial: value, parameters, epochs and time."""
     from hpsearch.errors import StorageError
-    from hpsearch.reporting._summaries import describe_trial
+    from hpsearch.reporting._summaries import describe_failures, describe_trial
 
     spec, loaded = stored_study(study, storage)
     try:
@@ -298,7 +299,10 @@ def best(study: str, storage: str) -> None:
             else f"run `hpsearch run --study {study}` first"
         )
         raise StorageError(f"study '{spec.name}' has no completed trial yet; {fix}") from None
-    click.echo("\n".join(describe_trial(trial, spec.training.metric)))
+    click.echo("\n".join(describe_trial(trial, spec.metric)))
+    failures = describe_failures(loaded.get_trials(deepcopy=False))
+    if failures:
+        click.echo("\n".join(failures))
 
 
 @main.command()
@@ -391,7 +395,7 @@ def rerun(
     set_threads(threads)
     result = retrain(loaded, spec, number, data_dir, device)
     stored = "none" if result.stored is None else f"{result.stored!r}"
-    click.echo(f"trial #{result.number} ({result.state}): stored {spec.training.metric} = {stored}")
+    click.echo(f"trial #{result.number} ({result.state}): stored {spec.metric} = {stored}")
     click.echo(f"retrained on {result.device} with {result.threads} threads: {result.retrained!r}")
     if result.stored is None:
         click.echo("the trial has no stored value to compare (pruned or failed)")
@@ -428,4 +432,4 @@ def report(
     written = build_report(loaded, spec, store, data_dir, output or default_out(spec.name))
     click.echo("manifest:")
     click.echo("\n".join(manifest_lines(loaded)))
-    click.echo("\n".join(describe(written, spec.training.metric)))
+    click.echo("\n".join(describe(written, spec.metric)))

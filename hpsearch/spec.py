@@ -25,7 +25,7 @@ Metric = Literal["valid_accuracy", "valid_loss"]
 class DataSpec:
     """Which data set, and its fixed seeded split (MNIST: sizes; flowers: stratified fractions)."""
 
-    dataset: Literal["mnist", "flowers"] = "mnist"
+    dataset: Literal["mnist", "flowers", "imagefolder"] = "mnist"  # flowers: a folder preset
     split_seed: int = 0
     train_size: int = 48000
     valid_size: int = 12000
@@ -91,18 +91,26 @@ TUNABLE = (
 OBJECTIVE_PARAMS: dict[str, frozenset[str]] = {
     "mnist": frozenset(TUNABLE) - {"noise_std", "augment"},
     "flowers": frozenset(TUNABLE),
+    "imagefolder": frozenset(TUNABLE),
 }
 DATA_KEYS: dict[str, frozenset[str]] = {
     "mnist": frozenset({"split_seed", "train_size", "valid_size"}),
     "flowers": frozenset({"split_seed", "folder", "image_size", "valid_fraction", "test_fraction"}),
+    "imagefolder": frozenset(
+        {"split_seed", "folder", "image_size", "valid_fraction", "test_fraction"}
+    ),
 }
 MODEL_KEYS: dict[str, frozenset[str]] = {
     "mnist": frozenset({"hidden", "negative_slope"}),
     "flowers": frozenset(
         {"channels", "convs_per_block", "flip_average", "residual", "stem_stride"}
     ),
+    "imagefolder": frozenset(
+        {"channels", "convs_per_block", "flip_average", "residual", "stem_stride"}
+    ),
 }
 
+IMAGE_FOLDERS = frozenset({"flowers", "imagefolder"})  # data sets read from class sub-folders
 # name -> (lowest allowed, highest allowed, is the high end open?)
 BOUNDS: dict[str, tuple[float, float, bool]] = {
     "lr": (1e-12, 10.0, False),
@@ -117,6 +125,9 @@ BOUNDS: dict[str, tuple[float, float, bool]] = {
 
 
 Grow = Literal["none", "low", "high", "both"]
+# A conditional parameter's `when`: (parameter, the values it must have), all of which must hold.
+When = tuple[tuple[str, tuple[Any, ...]], ...]
+SCALAR = (str, int, float, bool)  # what a choice can be (Optuna's categorical values)
 
 
 @dataclass(frozen=True)
@@ -132,6 +143,7 @@ class FloatRange:
     log: bool = False
     step: float | None = None
     grow: Grow = "none"
+    when: When = ()
 
 
 @dataclass(frozen=True)
@@ -143,6 +155,7 @@ class IntRange:
     log: bool = False
     step: int = 1
     grow: Grow = "none"
+    when: When = ()
 
 
 @dataclass(frozen=True)
@@ -150,9 +163,15 @@ class Choice:
     """A categorical hyperparameter: one of a fixed list of values."""
 
     choices: tuple[Any, ...]
+    when: When = ()
 
 
 ParamRange = FloatRange | IntRange | Choice
+
+
+def is_active(rng: ParamRange, values: Mapping[str, Any]) -> bool:
+    """Whether a parameter is used, given the values suggested before it (see `when`)."""
+    return all(name in values and values[name] in allowed for name, allowed in rng.when)
 
 
 @dataclass(frozen=True)
@@ -212,6 +231,18 @@ SAMPLER_KEYS: dict[str, frozenset[str]] = {
 
 
 @dataclass(frozen=True)
+class ObjectiveSpec:
+    """A user's objective: the function called for each trial, and what it reports."""
+
+    metric: str  # the name the function reports with ctx.report and returns
+    direction: Literal["maximize", "minimize"]
+    entry: str | None = None  # "file.py:function" beside the study file, or "module:function"
+    max_epochs: int = 20
+    test: str | None = None  # "file.py:function" that evaluates the selected trial once
+    config: Mapping[str, Any] = field(default_factory=lambda: types.MappingProxyType({}))
+
+
+@dataclass(frozen=True)
 class StudySpec:
     """Everything one study file says; frozen so a running study cannot drift from its file.
 
@@ -230,6 +261,9 @@ class StudySpec:
         search: The searched hyperparameters' ranges, in suggestion order.
         sampler: Which sampler proposes trials, and its settings.
         pruner: Which pruner stops trials that fall behind, and its settings.
+        objective: A user's objective function and what it reports; None for the built-in
+            models, which the ``[data]``, ``[model]`` and ``[training]`` tables describe.
+        max_failures: Stop the run after this many failed trials in a row.
 
     Example:
         >>> import dataclasses, hpsearch
@@ -253,16 +287,30 @@ class StudySpec:
     search: Mapping[str, ParamRange] = field(default_factory=lambda: types.MappingProxyType({}))
     sampler: SamplerSpec = field(default_factory=SamplerSpec)
     pruner: PrunerSpec = field(default_factory=PrunerSpec)
+    objective: ObjectiveSpec | None = None
+    max_failures: int = 5
+
+    @property
+    def metric(self) -> str:
+        """The name of the value each trial reports per epoch and returns."""
+        return self.objective.metric if self.objective else self.training.metric
 
     @property
     def direction(self) -> Literal["maximize", "minimize"]:
-        """Accuracy is maximized, loss minimized."""
+        """The objective's direction; for the built-in models accuracy up, loss down."""
+        if self.objective is not None:
+            return self.objective.direction
         return "maximize" if self.training.metric == "valid_accuracy" else "minimize"
+
+    @property
+    def max_epochs(self) -> int:
+        """The most epochs a trial runs (the pruner's resource)."""
+        return self.objective.max_epochs if self.objective else self.training.max_epochs
 
     @property
     def cli_name(self) -> str:
         """What to pass as --study in a suggested command: the name if shipped, else the path."""
-        shipped = self.path.resolve().parent == studies_dir().resolve()
+        shipped = self.path.resolve() in {p.resolve() for p in list_study_files()}
         return self.name if shipped and self.path.stem == self.name else str(self.path)
 
     @property
@@ -275,7 +323,10 @@ def with_run_settings(spec: StudySpec, seed: int | None, max_epochs: int | None)
     """The spec with a run's --seed and --max-epochs (None keeps the file's value)."""
     if seed is not None:
         spec = dataclasses.replace(spec, seed=seed)
-    if max_epochs is not None:
+    if max_epochs is not None and spec.objective is not None:
+        objective = dataclasses.replace(spec.objective, max_epochs=max_epochs)
+        spec = dataclasses.replace(spec, objective=objective)
+    elif max_epochs is not None:
         training = dataclasses.replace(spec.training, max_epochs=max_epochs)
         spec = dataclasses.replace(spec, training=training)
     return spec
@@ -285,8 +336,9 @@ def with_run_settings(spec: StudySpec, seed: int | None, max_epochs: int | None)
 
 
 def list_study_files() -> list[Path]:
-    """Every shipped study file, sorted by name."""
-    return sorted(studies_dir().glob("*.toml"))
+    """Every shipped study file, sorted by name: in studies/, or in an example's own folder."""
+    root = studies_dir()
+    return sorted([*root.glob("*.toml"), *root.glob("*/*.toml")], key=lambda p: p.stem)
 
 
 def resolve_study(name_or_path: str) -> Path:
@@ -298,9 +350,9 @@ def resolve_study(name_or_path: str) -> Path:
         if candidate.is_dir():
             raise SpecError(f"study file '{name_or_path}' is a folder; pass the .toml file in it")
         raise SpecError(f"study file '{name_or_path}' does not exist; check the path")
-    shipped = studies_dir() / f"{name_or_path}.toml"
-    if shipped.is_file():
-        return shipped
+    shipped = [p for p in list_study_files() if p.stem == name_or_path]
+    if shipped:
+        return shipped[0]
     known = ", ".join(p.stem for p in list_study_files()) or "(none)"
     raise SpecError(
         f"unknown study '{name_or_path}'; known studies: {known} (or pass a path to a .toml file)"
@@ -326,6 +378,16 @@ def load_spec(name_or_path: str) -> StudySpec:
         >>> spec.sampler.kind, sorted(spec.search)[:2]
         ('narrowing', ['batch_norm', 'batch_size'])
     """
+    spec = read_spec(name_or_path)
+    if spec.objective is not None:
+        from hpsearch.objectives._factory import check_entries
+
+        check_entries(spec)  # a bad entry fails now, before anything is created
+    return spec
+
+
+def read_spec(name_or_path: str) -> StudySpec:
+    """Read, parse and validate a study file, without importing its objective's code."""
     path = resolve_study(name_or_path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -359,16 +421,44 @@ def _spec_from_table(table: dict[str, Any], path: Path, text: str) -> StudySpec:
     table.setdefault("name", path.stem)
     for key in _INTERNAL & table.keys():
         raise SpecError(f"unknown key '{key}'; it is set by hpsearch, remove it")
+    config = _objective_config(table)
     spec: StudySpec = _build(StudySpec, {**table, "path": path, "text": text}, "")
-    search = _parse_search(search_table)
+    if spec.objective is not None:
+        spec = dataclasses.replace(spec, objective=dataclasses.replace(spec.objective, **config))
+    search = _parse_search(search_table, free=spec.objective is not None)
     spec = dataclasses.replace(spec, search=types.MappingProxyType(search))
     _check_spec(spec)
     _check_written_keys(table, spec)
     return spec
 
 
+def _objective_config(table: dict[str, Any]) -> dict[str, Any]:
+    """Take [objective.config] out of the table: a free-form table, passed to the function as is."""
+    objective = table.get("objective")
+    if not isinstance(objective, dict) or "config" not in objective:
+        return {}
+    objective = dict(objective)
+    config = objective.pop("config")
+    if not isinstance(config, dict):
+        raise SpecError(f"objective.config must be a table but got {config!r}")
+    table["objective"] = objective
+    return {"config": types.MappingProxyType(config)}
+
+
 def _check_written_keys(table: dict[str, Any], spec: StudySpec) -> None:
     """A key written for another kind is an error even at its default value (a likely typo)."""
+    if spec.data.dataset == "imagefolder" and "folder" not in table.get("data", {}):
+        raise SpecError(
+            'data.folder is required with dataset = "imagefolder": the folder under --data-dir '
+            "(or an absolute path) that holds one sub-folder of images per class"
+        )
+    if spec.objective is not None:
+        for section in ("data", "model", "training"):
+            if section in table:
+                raise SpecError(
+                    f"[{section}] is for the built-in models, not a study with [objective]; "
+                    "put your own settings in [objective.config]"
+                )
     kinds = {
         "sampler": (SAMPLER_KEYS, spec.sampler.kind),
         "pruner": (PRUNER_KEYS, spec.pruner.kind),
@@ -460,16 +550,91 @@ def _describe(tp: Any) -> str:
 # ---------------------------------------------------------------- the search space
 
 
-def _parse_search(table: Any) -> dict[str, ParamRange]:
-    """Turn [search] into typed ranges, in suggestion order."""
+def _parse_search(table: Any, free: bool = False) -> dict[str, ParamRange]:
+    """Turn [search] into typed ranges, in suggestion order.
+
+    With `free` (a user's objective) any name is searchable, suggested in the file's order;
+    the built-in models take the names of their training settings, in a fixed order.
+    """
     if not isinstance(table, dict):
         raise SpecError(f"search must be a table but got {table!r}")
     for name in table:
-        if name not in TUNABLE:
+        if free and not name.isidentifier():
+            raise SpecError(f"search.{name}: a parameter name must be a Python identifier")
+        if not free and name not in TUNABLE:
             raise SpecError(
                 f"unknown key 'search.{name}'; searchable hyperparameters: {', '.join(TUNABLE)}"
             )
-    return {name: _parse_range(name, table[name]) for name in TUNABLE if name in table}
+    order = list(table) if free else [name for name in TUNABLE if name in table]
+    search: dict[str, ParamRange] = {}
+    for name in order:
+        raw = dict(table[name]) if isinstance(table[name], dict) else table[name]
+        when = _parse_when(name, raw.pop("when", None) if isinstance(raw, dict) else None, search)
+        rng = _parse_free(name, raw) if free else _parse_range(name, raw)
+        search[name] = dataclasses.replace(rng, when=when)
+    return search
+
+
+def _parse_when(name: str, raw: Any, earlier: Mapping[str, ParamRange]) -> When:
+    """`when = { batch_norm = false }`: named choice parameters, declared earlier, and values."""
+    if raw is None:
+        return ()
+    where = f"search.{name}.when"
+    if not isinstance(raw, dict) or not raw:
+        raise SpecError(f"{where} must be a table like {{ batch_norm = false }} but got {raw!r}")
+    conditions = []
+    for other, wanted in raw.items():
+        rng = earlier.get(other)
+        if not isinstance(rng, Choice):
+            declared = ", ".join(n for n, r in earlier.items() if isinstance(r, Choice)) or "none"
+            raise SpecError(
+                f"{where} names '{other}', which is not a choices parameter declared before "
+                f"{name} (declared so far: {declared}); declare it first, with choices = [...]"
+            )
+        values = tuple(wanted) if isinstance(wanted, list) else (wanted,)
+        for value in values:
+            if value not in rng.choices or type(value) is not type(rng.choices[0]):
+                raise SpecError(
+                    f"{where}.{other} = {value!r} is not one of its choices "
+                    f"{', '.join(map(repr, rng.choices))}"
+                )
+        conditions.append((other, values))
+    return tuple(conditions)
+
+
+def _parse_free(name: str, raw: Any) -> ParamRange:
+    """A user's parameter: the type comes from the range (integers stay integers)."""
+    where = f"search.{name}"
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{where} must be a table like {{ low = .., high = .. }} or {{ choices = [..] }}"
+        )
+    if "choices" in raw:
+        choice: Choice = _build(Choice, raw, where)
+        _check_choices(choice.choices, where)
+        return Choice(tuple(choice.choices))
+    if "grow" in raw:
+        raise SpecError(
+            f"{where}.grow needs hard limits, which only the built-in parameters have; remove it"
+        )
+    numbers = [raw.get(key) for key in ("low", "high", "step") if raw.get(key) is not None]
+    is_int = all(isinstance(v, int) and not isinstance(v, bool) for v in numbers)
+    rng: FloatRange | IntRange = _build(IntRange if is_int else FloatRange, raw, where)
+    _check_range(name, rng, where)
+    return rng
+
+
+def _check_choices(choices: tuple[Any, ...], where: str) -> None:
+    """Non-empty, distinct, and of one scalar type (Optuna stores them by index)."""
+    if not choices:
+        raise SpecError(f"{where}.choices is empty; list at least one value")
+    for value in choices:
+        if not isinstance(value, SCALAR):
+            raise SpecError(f"{where}.choices: {value!r} is not a string, number or boolean")
+    if len({type(v) for v in choices}) > 1:
+        raise SpecError(f"{where}.choices mixes types ({', '.join(map(repr, choices))}); use one")
+    if len(set(choices)) < len(choices):
+        raise SpecError(f"{where}.choices lists a value twice: {', '.join(map(repr, choices))}")
 
 
 def _parse_range(name: str, raw: Any) -> ParamRange:
@@ -535,18 +700,36 @@ def _check_spec(spec: StudySpec) -> None:
         if not isinstance(value, str | bool):
             _check_bound(name, value, f"training.{name}")
     _positive(spec.keep_weights, "keep_weights")
+    _positive(spec.max_failures, "max_failures")
+    if spec.objective is not None:
+        _check_objective(spec.objective)
+    else:
+        _check_dataset(spec)
     _positive(spec.data.train_size, "data.train_size")
     _positive(spec.data.valid_size, "data.valid_size")
     _positive(spec.training.max_epochs, "training.max_epochs")
     _positive(spec.training.patience, "training.patience")
     for i, width in enumerate(spec.model.hidden):
         _positive(width, f"model.hidden[{i}]")
-    _check_dataset(spec)
     _check_kind_keys("sampler", spec.sampler, SAMPLER_KEYS)
     _check_narrowing(spec)
     _check_kind_keys("pruner", spec.pruner, PRUNER_KEYS)
     if spec.pruner.kind == "threshold" and spec.pruner.lower is None and spec.pruner.upper is None:
         raise SpecError("pruner kind 'threshold' needs lower or upper; add one of them")
+
+
+def _check_objective(objective: ObjectiveSpec) -> None:
+    """A metric name, a positive epoch count, and entries written as file.py:function."""
+    if not objective.metric.strip():
+        raise SpecError("objective.metric must name the value the function reports")
+    _positive(objective.max_epochs, "objective.max_epochs")
+    for key in ("entry", "test"):
+        value = getattr(objective, key)
+        if value is not None and (value.count(":") != 1 or not all(value.split(":"))):
+            raise SpecError(
+                f"objective.{key} must be 'file.py:function' or 'package.module:function' "
+                f"but got {value!r}"
+            )
 
 
 def _positive(value: int, where: str) -> None:
@@ -584,7 +767,7 @@ def _check_dataset(spec: StudySpec) -> None:
         _positive(width, f"model.channels[{i}]")
     _positive(spec.model.convs_per_block, "model.convs_per_block")
     _positive(spec.model.stem_stride, "model.stem_stride")
-    if dataset == "flowers":
+    if dataset in IMAGE_FOLDERS:
         if spec.data.image_size < 8:
             raise SpecError(f"data.image_size must be ≥ 8 but got {spec.data.image_size}")
         fractions = spec.data.valid_fraction + spec.data.test_fraction
@@ -630,6 +813,8 @@ def distribution_bounds(name: str, rng: FloatRange | IntRange) -> tuple[float, f
 
     A stepped range grows by whole steps so the grid keeps its anchor.
     """
+    if rng.grow == "none":  # a user's parameter has no hard limits: its range is all there is
+        return rng.low, rng.high
     limit_low, limit_high, open_high = BOUNDS[name]
     if rng.log:
         limit_low = max(limit_low, 1e-12)

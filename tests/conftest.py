@@ -38,7 +38,7 @@ lr = {{ low = 3e-4, high = 3e-3, log = true }}
 weight_decay = {{ low = 1e-6, high = 1e-3, log = true }}
 batch_size = {{ choices = [128, 256] }}
 batch_norm = {{ choices = [true, false] }}
-dropout = {{ low = 0.1, high = 0.5, step = 0.1 }}
+dropout = {{ low = 0.1, high = 0.5, step = 0.1, when = {{ batch_norm = false }} }}
 [sampler]
 kind = "random"
 [pruner]
@@ -109,11 +109,12 @@ def refuse_slow_work(item: pytest.Item) -> Iterator[None]:
     """Make an unmarked test fail the moment it trains or starts a process.
 
     `pytest -m "not slow"` stays a quick check only while every such test is marked; without
-    this, a new unmarked one would slow it down silently. Every way to train (fit, train_model,
+    this, a new unmarked one would slow it down silently. Every way to train (fit, run_trial,
     make_objective, `hpsearch run`, rerun) runs its epochs through _train.train_epoch, which fit
     looks up in its module at call time: patched there, it is caught however `fit` was imported.
-    subprocess.run and check_output go through Popen.__init__. Only `git` is let through: creating
-    a study records the checkout's commit with it, in milliseconds.
+    subprocess.run and check_output go through Popen.__init__. Let through: `git` (creating a
+    study records the checkout's commit with it, in milliseconds) and `ldconfig` (ctypes asks it
+    for a library's path when a user's objective file first imports torch).
     """
     if item.get_closest_marker("slow") is not None:
         yield
@@ -125,7 +126,7 @@ def refuse_slow_work(item: pytest.Item) -> Iterator[None]:
 
     def refuse_process(self: subprocess.Popen[Any], args: Any, *rest: Any, **kw: Any) -> None:
         argv = [args] if isinstance(args, str | bytes | os.PathLike) else list(args)
-        if Path(os.fsdecode(argv[0])).name != "git":
+        if Path(os.fsdecode(argv[0])).name not in QUICK_PROCESSES:
             pytest.fail(f"{SLOW_HINT} (it starts {os.fsdecode(argv[0])})")
         popen_init(self, args, *rest, **kw)
 
@@ -133,6 +134,9 @@ def refuse_slow_work(item: pytest.Item) -> Iterator[None]:
         patch.setattr(_train, "train_epoch", refuse_training)
         patch.setattr(subprocess.Popen, "__init__", refuse_process)
         yield
+
+
+QUICK_PROCESSES = frozenset({"git", "ldconfig"})
 
 
 # Hooks, not an autouse fixture: a function-scoped fixture is set up after module-scoped ones, so

@@ -23,7 +23,9 @@ def test_shipped_mnist_reg_matches_the_issue() -> None:
     assert (spec.data.train_size, spec.data.valid_size) == (48000, 12000)
     assert spec.model.hidden == (500, 400, 300, 200, 100, 50)
     assert spec.search["lr"] == FloatRange(1e-4, 1e-1, log=True)
-    assert spec.search["dropout"] == FloatRange(0.1, 0.5, step=0.1)
+    assert spec.search["dropout"] == FloatRange(
+        0.1, 0.5, step=0.1, when=(("batch_norm", (False,)),)
+    )
     assert spec.search["batch_norm"] == Choice((True, False))
     assert list(spec.search) == ["lr", "weight_decay", "batch_size", "batch_norm", "dropout"]
 

@@ -1,5 +1,10 @@
-"""Objectives: the data, the model and the one training loop every trial runs."""
+"""Objectives: the function each trial calls, its context, and the one training loop.
 
-from hpsearch.objectives._factory import kind_for, make_objective
+A user's function and the built-in models share one contract: ``objective(params, ctx)``
+returns the study's metric, reporting each epoch through ``ctx.report``.
+"""
 
-__all__ = ["kind_for", "make_objective"]
+from hpsearch.objectives._context import TrialContext
+from hpsearch.objectives._fit import fit
+
+__all__ = ["TrialContext", "fit"]

@@ -117,7 +117,7 @@ def _load_mnist_splits(spec: DataSpec, root: Path, device: torch.device) -> Spli
     )
 
 
-# ---------------------------------------------------------------- image folders (flowers)
+# ---------------------------------------------------------------- image folders (flowers, any)
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png"})
 
@@ -235,7 +235,7 @@ def stratified_split(
 
 
 def image_splits(spec: DataSpec, root: Path, device: torch.device) -> Splits:
-    """Flowers train/validation tensors, normalized per channel with train statistics."""
+    """An image folder's train/validation tensors, normalized per channel with train statistics."""
     key = ("images", str(root.resolve()), spec, str(device))
     if key not in _CACHE:
         data = load_image_set(spec, root)
@@ -261,7 +261,7 @@ def normalized(data: ImageSet, parts: tuple[torch.Tensor, ...]) -> list[torch.Te
 def image_test_split(
     spec: DataSpec, root: Path, device: torch.device
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The held-out flowers test images (normalized with train statistics) and labels."""
+    """The held-out test images of a folder (normalized with train statistics) and labels."""
     data = load_image_set(spec, root)
     (x_test,) = normalized(data, (data.test_idx,))
     return x_test.to(device), data.labels[data.test_idx].to(device)
@@ -286,7 +286,7 @@ def _flat(images: torch.Tensor) -> torch.Tensor:
 
 def data_files(spec: DataSpec, root: Path) -> list[Path]:
     """The files a study's training reads (for the manifest's data hash)."""
-    if spec.dataset == "flowers":
+    if spec.dataset != "mnist":  # a folder of class sub-folders
         return [path for path, _ in scan_image_folder(root / spec.folder)[1]]
     raw = root / "MNIST" / "raw"
     return [raw / "train-images-idx3-ubyte", raw / "train-labels-idx1-ubyte"]

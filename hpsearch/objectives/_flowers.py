@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpsearch.objectives._base import ObjectiveKind
-from hpsearch.objectives._data import image_splits, image_test_split
 from hpsearch.spec import StudySpec, TrainingSpec
 
 MAX_ROTATION_DEG = 10.0
@@ -219,10 +218,6 @@ def build(spec: StudySpec, hp: TrainingSpec, n_classes: int) -> nn.Module:
     )
 
 
-KIND = ObjectiveKind(
-    load=image_splits,
-    load_test=image_test_split,
-    build=build,
-    augment=lambda hp: augment_batch if hp.augment else None,
-    dropout_needs_no_bn=False,
-)
+def augment(hp: TrainingSpec) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """Random flips, shifts and rotations of each training batch when `augment` is on."""
+    return augment_batch if hp.augment else None

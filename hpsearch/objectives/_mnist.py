@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from hpsearch.objectives._base import ObjectiveKind
-from hpsearch.objectives._data import mnist_splits, mnist_test
 from hpsearch.spec import StudySpec, TrainingSpec
 
 if TYPE_CHECKING:
@@ -55,12 +53,3 @@ def build(spec: StudySpec, hp: TrainingSpec, n_classes: int) -> nn.Module:
     return build_mlp(
         spec.model.hidden, hp.batch_norm, hp.dropout, spec.model.negative_slope, hp.init
     )
-
-
-KIND = ObjectiveKind(
-    load=mnist_splits,
-    load_test=mnist_test,
-    build=build,
-    augment=lambda hp: None,
-    dropout_needs_no_bn=True,
-)

@@ -21,6 +21,7 @@ ATTR_COLUMNS = (
     _keys.BEST_EPOCH,
     _keys.SECONDS,
     _keys.PRUNED_AT_EPOCH,
+    _keys.ERROR,
     _keys.HOST,
     _keys.DEVICE,
     _keys.SEED,

@@ -12,7 +12,15 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from optuna.trial import FrozenTrial
 
-LOG_PARAMS = frozenset({"lr", "weight_decay", "l1"})
+
+def log_params(trials: list[FrozenTrial]) -> set[str]:
+    """Parameters searched on a log scale, as their distributions say (any name, any model)."""
+    return {
+        name
+        for trial in trials
+        for name, dist in trial.distributions.items()
+        if getattr(dist, "log", False)
+    }
 
 
 def _figure(width: float = 6.4, height: float = 4.0) -> Figure:
@@ -31,26 +39,31 @@ def save(fig: Figure, path: Path) -> Path:
     return path
 
 
-def loss_curves(ranked: list[FrozenTrial], path: Path) -> Path:
-    """Train and validation loss per epoch for the best trial and the next four."""
+def loss_curves(ranked: list[FrozenTrial], path: Path, metric: str = "valid_loss") -> Path:
+    """Per epoch for the best five trials: validation loss (or the metric), train loss dashed.
+
+    Any objective's history works: the built-in models report both losses; a user's function
+    may report only its metric, which is drawn instead.
+    """
     fig = _figure()
     ax = fig.add_subplot()
-    for i, trial in enumerate(ranked[:5]):
-        history = trial.user_attrs.get(_keys.HISTORY, [])
+    histories = [(t, t.user_attrs.get(_keys.HISTORY, [])) for t in ranked[:5]]
+    solid = "valid_loss" if all("valid_loss" in e for _, h in histories for e in h) else metric
+    for i, (trial, history) in enumerate(histories):
         epochs = [h["epoch"] for h in history]
         color = f"C{i}"
-        ax.plot(epochs, [h["train_loss"] for h in history], color=color, linestyle="--")
+        train = [h["train_loss"] for h in history if "train_loss" in h]
+        if len(train) == len(epochs):
+            ax.plot(epochs, train, color=color, linestyle="--")
         ax.plot(
             epochs,
-            [h["valid_loss"] for h in history],
+            [h.get(solid, float("nan")) for h in history],
             color=color,
             label=f"#{trial.number} ({trial.value:.4f})",
         )
-    ax.set(
-        xlabel="epoch",
-        ylabel="loss (dashed: train, solid: validation)",
-        title="Loss per epoch, best five trials",
-    )
+    what = "loss (dashed: train, solid: validation)" if solid == "valid_loss" else solid
+    title = "Loss" if solid == "valid_loss" else solid
+    ax.set(xlabel="epoch", ylabel=what, title=f"{title} per epoch, best five trials")
     ax.legend(fontsize=8)
     return save(fig, path)
 
@@ -129,9 +142,10 @@ def importances(values: dict[str, float], path: Path) -> Path:
 
 
 def metric_vs_params(trials: list[FrozenTrial], path: Path) -> Path:
-    """Validation metric against each parameter; lr, weight decay and L1 on log axes."""
+    """Validation metric against each parameter; log-scaled parameters on log axes."""
     done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
     names = sorted({n for t in done for n in t.params})
+    logs = log_params(done)
     cols = min(3, max(1, len(names)))
     rows = (len(names) + cols - 1) // cols or 1
     fig = _figure(4.0 * cols, 3.0 * rows)
@@ -140,7 +154,7 @@ def metric_vs_params(trials: list[FrozenTrial], path: Path) -> Path:
         points = [(t.params[name], float(t.value or 0.0)) for t in done if name in t.params]
         xs: list[Any] = [str(x) if isinstance(x, bool | str) else x for x, _ in points]
         ax.scatter(xs, [y for _, y in points], s=12, alpha=0.7)
-        if name in LOG_PARAMS:
+        if name in logs:
             ax.set_xscale("log")
         ax.set(xlabel=name, ylabel="validation")
     return save(fig, path)
@@ -158,6 +172,7 @@ def narrowing_ranges(trials: list[FrozenTrial], path: Path) -> Path | None:
         return None
     first = rounds[min(rounds)]
     names = [n for n, r in first.items() if "low" in r]
+    logs = log_params(trials)
     fig = _figure(4.0 * max(1, len(names)), 3.2)
     for i, name in enumerate(names):
         ax = fig.add_subplot(1, len(names), i + 1)
@@ -165,7 +180,7 @@ def narrowing_ranges(trials: list[FrozenTrial], path: Path) -> Path | None:
         lows = [rounds[r][name]["low"] for r in order]
         highs = [rounds[r][name]["high"] for r in order]
         ax.barh(order, [h - lo for lo, h in zip(lows, highs, strict=True)], left=lows)
-        if name in LOG_PARAMS:
+        if name in logs:
             ax.set_xscale("log")
             ax.tick_params(axis="x", which="minor", labelbottom=False)
         ax.set_yticks(order)

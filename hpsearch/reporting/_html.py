@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 from hpsearch import _keys
 from hpsearch.errors import StorageError, UsageError
 from hpsearch.reporting import _figures as figures
-from hpsearch.reporting._summaries import format_duration, format_value
+from hpsearch.reporting._summaries import NO_ERROR, format_duration, format_value
 from hpsearch.samplers._ranking import completed_best_first
 
 if TYPE_CHECKING:
@@ -44,8 +44,12 @@ REGULARIZER_HEADER = [
     "completed",
     "best validation",
     "median validation",
-    "test accuracy of its best trial",
+    "test result of its best trial",
 ]
+NO_TEST = (
+    "No test evaluation is configured: set objective.test in the study file to evaluate the "
+    "selected trial's weights on held-out data."
+)
 
 
 @dataclass(frozen=True)
@@ -55,7 +59,7 @@ class Report:
     index: Path
     figures: list[Path]
     best: FrozenTrial
-    test: HeldOutResult
+    test: HeldOutResult | None
     running: bool  # short of its total: still running, or stopped early
     status: str
 
@@ -81,7 +85,7 @@ def build_report(
         _remove_empty(made)  # a failed report leaves no empty folder behind
         raise
     best = ranked[0]
-    pngs = _draw(study, trials, ranked, test, maximize, out)
+    pngs = _draw(study, trials, ranked, test, maximize, out, spec.metric)
     rows = regularizer_rows(study, spec, ranked, store, data_dir)
     target = int(study.user_attrs.get(_keys.TARGET_TRIALS, 0))
     status, running = study_status(trials, target)
@@ -137,14 +141,16 @@ def _draw(
     study: optuna.Study,
     trials: list[FrozenTrial],
     ranked: list[FrozenTrial],
-    test: HeldOutResult,
+    test: HeldOutResult | None,
     maximize: bool,
     out: Path,
+    metric: str,
 ) -> list[Path]:
     """Every figure as a PNG in `out`."""
-    pngs = [
-        figures.loss_curves(ranked, out / "loss_curves.png"),
-        figures.confusion(test.confusion, test.classes, out / "confusion_matrix.png"),
+    pngs = [figures.loss_curves(ranked, out / "loss_curves.png", metric)]
+    if test is not None and test.confusion:
+        pngs.append(figures.confusion(test.confusion, test.classes, out / "confusion_matrix.png"))
+    pngs += [
         figures.best_so_far(trials, maximize, out / "best_so_far.png"),
         figures.metric_vs_params(trials, out / "metric_vs_params.png"),
     ]
@@ -187,7 +193,7 @@ def regularizer_rows(
             test = "-"
             if done:
                 try:
-                    test = f"{evaluate_on_test(study, spec, done[0], store, data_dir).accuracy:.4f}"
+                    test = _headline(evaluate_on_test(study, spec, done[0], store, data_dir))
                 except StorageError:
                     test = "weights not kept"
             rows.append(
@@ -209,8 +215,8 @@ def cost(trials: list[FrozenTrial], spec: StudySpec) -> list[tuple[str, str]]:
     """What the study cost: trial time, epochs (failed trials' too), pruning's saving, rate."""
     histories = [t.user_attrs.get(_keys.HISTORY, []) for t in trials]
     epochs = sum(len(h) for h in histories)
-    per_epoch = sum(e["seconds"] for h in histories for e in h) / epochs if epochs else 0.0
-    saved, basis = pruning_saved(trials, spec.training.max_epochs)
+    per_epoch = sum(e.get("seconds", 0.0) for h in histories for e in h) / epochs if epochs else 0.0
+    saved, basis = pruning_saved(trials, spec.max_epochs)
     busy_h = busy_seconds(trials) / 3600
     finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
     return [
@@ -286,11 +292,52 @@ def _image(path: Path) -> str:
     return f"<figure>{image}<figcaption>{path.name}</figcaption></figure>"
 
 
+def _headline(result: HeldOutResult | None) -> str:
+    """'accuracy 0.9801', or a dash when the study has no test function."""
+    if result is None:
+        return "no test configured"
+    name, value = result.headline
+    return f"{name} {value:.4f}"
+
+
+def _test_html(test: HeldOutResult | None) -> str:
+    """The test paragraph and tables, or the sentence saying none is configured."""
+    if test is None:
+        return f"<p>{html.escape(NO_TEST)}</p>"
+    name, value = test.headline
+    others = [[k, f"{v:.4f}"] for k, v in test.metrics.items() if k != name]
+    per_class = [[c, f"{a:.4f}"] for c, a in zip(test.classes, test.per_class, strict=False)]
+    return (
+        f'<p><b>Test {html.escape(name)}: <span id="test-{html.escape(name)}">{value:.4f}</span>'
+        "</b> on the held-out data (evaluated once, recorded on the study for trial "
+        f"#{test.trial}).</p>"
+        + (_table(["test metric", "value"], others) if others else "")
+        + (
+            f"<h3>Per-class test accuracy</h3>{_table(['class', 'accuracy'], per_class)}"
+            if per_class
+            else ""
+        )
+    )
+
+
+def _failures_html(trials: list[FrozenTrial]) -> str:
+    """Each failed trial and its error; nothing when none failed."""
+    rows = [
+        [
+            f"#{t.number}",
+            str(t.user_attrs.get(_keys.ERROR, NO_ERROR)),
+        ]
+        for t in trials
+        if t.state.name == "FAIL"
+    ]
+    return f"<h2>Failed trials</h2>{_table(['trial', 'error'], rows)}" if rows else ""
+
+
 def _page(
     study: optuna.Study,
     spec: StudySpec,
     best: FrozenTrial,
-    test: HeldOutResult,
+    test: HeldOutResult | None,
     pngs: list[Path],
     rows: list[list[str]],
     costs: list[tuple[str, str]],
@@ -302,7 +349,6 @@ def _page(
     file_text = manifest.pop("study_file", spec.text)
     status = f"<p{' class=warn' if running else ''}>{html.escape(status_text)}</p>"
     params = [[k, format_value(v)] for k, v in sorted(best.params.items())]
-    per_class = [[c, f"{a:.4f}"] for c, a in zip(test.classes, test.per_class, strict=True)]
     changes = study.user_attrs.get(_keys.SPEC_CHANGES) or []
     manifest_rows = [
         [k, json.dumps(v) if isinstance(v, dict) else str(v)] for k, v in manifest.items()
@@ -314,13 +360,12 @@ def _page(
 <style>{STYLE}</style></head>
 <body><h1>Study {html.escape(spec.name)}</h1>{status}
 <h2>Best trial (selected by validation)</h2>
-<p>Trial #{best.number}: validation {html.escape(spec.training.metric)} = {best.value:.4f}.
-<b>Test accuracy: <span id="test-accuracy">{test.accuracy:.4f}</span></b>
-on the held-out test split (evaluated once, recorded on the study for trial #{test.trial}).</p>
+<p>Trial #{best.number}: validation {html.escape(spec.metric)} = {best.value:.4f}.</p>
+{_test_html(test)}
 {_table(["parameter", "value"], params)}
-<h3>Per-class test accuracy</h3>{_table(["class", "accuracy"], per_class)}
 <h2>Regularizers</h2>
 {_table(REGULARIZER_HEADER, rows)}
+{_failures_html(study.get_trials(deepcopy=False))}
 <h2>Cost</h2>{_table(["", ""], [list(c) for c in costs])}
 <h2>Figures</h2>{"".join(_image(p) for p in pngs)}
 <h2>Manifest</h2>{_table(["key", "value"], manifest_rows)}{change_table}
@@ -345,10 +390,14 @@ def default_out(name: str) -> Path:
 def describe(report: Report, metric: str) -> list[str]:
     """The terminal summary of a written report."""
     test = report.test
-    fresh = "evaluated now and recorded" if test.evaluated_now else "as recorded"
+    if test is None:
+        tested = "no test evaluation configured (objective.test)"
+    else:
+        tested = f"test {_headline(test)} "
+        tested += "(evaluated now and recorded)" if test.evaluated_now else "(as recorded)"
     lines = [
         f"best trial #{report.best.number}: validation {metric} = {report.best.value:.4f}",
-        f"test accuracy {test.accuracy:.4f} ({fresh})",
+        tested,
         f"wrote {report.index} and {len(report.figures)} figures",
     ]
     if report.running:

@@ -45,8 +45,8 @@ def rerun(
     import optuna
     import torch
 
-    from hpsearch.objectives._base import train_model
-    from hpsearch.objectives._factory import kind_for
+    from hpsearch.objectives._factory import objective_function
+    from hpsearch.objectives._runner import run_trial
     from hpsearch.objectives._train import resolve_device
 
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
@@ -56,10 +56,9 @@ def rerun(
     trial = trials[number]
     spec = recorded_spec(study, spec, trial)
     device = resolve_device(device_name)
-    kind = kind_for(spec)
-    splits = kind.load(spec.data, data_dir, device)
     fixed = optuna.trial.FixedTrial(dict(trial.params), number=number)
-    value, _ = train_model(fixed, spec, kind, splits, device)  # type: ignore[arg-type]
+    function = objective_function(spec)
+    value = run_trial(fixed, spec, function, data_dir, device, params=trial.params)  # type: ignore[arg-type]
     return RerunResult(
         number=number,
         state=trial.state.name,

@@ -34,15 +34,30 @@ def describe_trial(trial: FrozenTrial, metric: str) -> list[str]:
     """The best-trial block: value, epochs, time, then one line per parameter."""
     attrs = trial.user_attrs
     epochs = attrs.get(_keys.EPOCHS, "?")
-    best_epoch = attrs.get(_keys.BEST_EPOCH, "?")
     seconds = attrs.get(_keys.SECONDS)
     took = format_duration(seconds) if seconds is not None else "?"
-    lines = [
-        f"best trial #{trial.number}: {metric} = {trial.value:.4f} "
-        f"(best epoch {best_epoch} of {epochs} run, {took})"
-    ]
+    if _keys.BEST_EPOCH in attrs:
+        ran = f"best epoch {attrs[_keys.BEST_EPOCH]} of {epochs} run"
+    else:  # a user's own loop: hpsearch knows how many epochs it reported
+        ran = f"{epochs} epoch{'' if epochs == 1 else 's'} run"
+    lines = [f"best trial #{trial.number}: {metric} = {trial.value:.4f} ({ran}, {took})"]
     width = max((len(k) for k in trial.params), default=0)
     lines += [f"  {k.ljust(width)} = {format_value(v)}" for k, v in sorted(trial.params.items())]
+    return lines
+
+
+NO_ERROR = "no error recorded (its worker stopped, or an older hpsearch ran it)"
+
+
+def describe_failures(trials: list[FrozenTrial], last: int = 3) -> list[str]:
+    """How many trials failed, and the errors of the last few."""
+    failed = [t for t in trials if t.state.name == "FAIL"]
+    if not failed:
+        return []
+    lines = [f"{len(failed)} failed trial{'s' if len(failed) > 1 else ''}; the last:"]
+    for trial in failed[-last:]:
+        error = trial.user_attrs.get(_keys.ERROR, NO_ERROR)
+        lines.append(f"  #{trial.number}: {error}")
     return lines
 
 

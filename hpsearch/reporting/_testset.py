@@ -7,7 +7,7 @@ report shows the recorded figure and never re-evaluates silently.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -19,25 +19,32 @@ if TYPE_CHECKING:
     from optuna.artifacts._protocol import ArtifactStore
     from optuna.trial import FrozenTrial
 
+    from hpsearch.objectives._context import TrialContext
     from hpsearch.spec import StudySpec
 
 
 @dataclass(frozen=True)
 class HeldOutResult:
-    """One trial's weights on the test split."""
+    """One trial's weights evaluated on held-out data: what the study's test function returned."""
 
     trial: int
-    accuracy: float
-    per_class: list[float]
-    confusion: list[list[int]]
-    classes: list[str]
-    evaluated_now: bool
+    metrics: dict[str, float]  # every number the test function returned
+    per_class: list[float] = field(default_factory=list)
+    confusion: list[list[int]] = field(default_factory=list)
+    classes: list[str] = field(default_factory=list)
+    evaluated_now: bool = False
+
+    @property
+    def headline(self) -> tuple[str, float]:
+        """The number to show first: accuracy when there is one, else the first metric."""
+        name = "accuracy" if "accuracy" in self.metrics else next(iter(self.metrics))
+        return name, self.metrics[name]
 
     def as_record(self) -> dict[str, Any]:
         """What is stored on the study."""
         return {
             "trial": self.trial,
-            "accuracy": self.accuracy,
+            "metrics": self.metrics,
             "per_class": self.per_class,
             "confusion": self.confusion,
             "classes": self.classes,
@@ -46,9 +53,11 @@ class HeldOutResult:
 
 def recorded(study: optuna.Study, number: int) -> HeldOutResult | None:
     """The stored test result of a trial, if it was evaluated before."""
-    record = (study.user_attrs.get(_keys.TEST_RESULTS) or {}).get(str(number))
-    if record is None:
+    record = dict((study.user_attrs.get(_keys.TEST_RESULTS) or {}).get(str(number)) or {})
+    if not record:
         return None
+    if "metrics" not in record:  # recorded before test functions returned several numbers
+        record["metrics"] = {"accuracy": record.pop("accuracy")}
     return HeldOutResult(evaluated_now=False, **record)
 
 
@@ -58,13 +67,12 @@ def evaluate_on_test(
     trial: FrozenTrial,
     store: ArtifactStore,
     data_dir: Path,
-) -> HeldOutResult:
-    """The trial's test result: the recorded one, or evaluate its stored weights once and record."""
-    import dataclasses
+) -> HeldOutResult | None:
+    """The trial's test result: the recorded one, or its stored weights evaluated once and recorded.
 
-    import torch
-
-    from hpsearch.objectives._factory import kind_for
+    None when the study has no test function (a user's objective without ``objective.test``).
+    """
+    from hpsearch.objectives._factory import test_function
     from hpsearch.storages._artifacts import load_weights
     from hpsearch.study._manifest import recorded_spec
 
@@ -72,44 +80,72 @@ def evaluate_on_test(
     if known is not None:
         return known
     spec = recorded_spec(study, spec, trial)  # the model this trial trained, after any change
-    state = load_weights(store, trial)
-    kind = kind_for(spec)
-    x, y = kind.load_test(spec.data, data_dir, torch.device("cpu"))
-    _check_same_data(study, spec, data_dir)
-    classes = list(kind.load(spec.data, data_dir, torch.device("cpu")).classes)
-    hp = dataclasses.replace(spec.training, **trial.params)
-    model = kind.build(spec, hp, len(classes))
+    test = test_function(spec)
+    if test is None:
+        return None
+    weights = load_weights(store, trial)
     try:
-        model.load_state_dict(state)
-    except RuntimeError:
+        returned = dict(test(dict(trial.params), _context(spec, trial, data_dir), weights))
+    except RuntimeError as exc:
+        if "state_dict" not in str(exc):
+            raise
         raise StorageError(
             f"the stored weights of trial #{trial.number} do not fit the model its study file "
             f"describes; the artifact folder may belong to another study (check {arg('artifacts')})"
         ) from None
-    model.eval()
-    with torch.inference_mode():
-        predicted = torch.cat([model(x[i : i + 4096]).argmax(1) for i in range(0, len(x), 4096)])
-    confusion = torch.zeros(len(classes), len(classes), dtype=torch.int64)
-    confusion.index_put_((y, predicted), torch.ones_like(y), accumulate=True)
-    per_class = (confusion.diag().float() / confusion.sum(1).clamp(min=1).float()).tolist()
-    result = HeldOutResult(
-        trial=trial.number,
-        accuracy=float((predicted == y).float().mean().item()),
-        per_class=per_class,
-        confusion=confusion.tolist(),
-        classes=classes,
-        evaluated_now=True,
-    )
+    _check_same_data(study, spec, data_dir)  # after: missing data has its own clear message
+    result = _result(trial.number, returned, spec)
     stored = dict(study.user_attrs.get(_keys.TEST_RESULTS) or {})
     stored[str(trial.number)] = result.as_record()
     study.set_user_attr(_keys.TEST_RESULTS, stored)
     return result
 
 
+def _context(spec: StudySpec, trial: FrozenTrial, data_dir: Path) -> TrialContext:
+    """The context a test function gets: the trial's own seed and settings, on the CPU."""
+    import optuna
+    import torch
+
+    from hpsearch.objectives._context import TrialContext
+
+    config = spec.objective.config if spec.objective else {}
+    return TrialContext(
+        optuna.trial.FixedTrial(dict(trial.params), number=trial.number),  # type: ignore[arg-type]
+        spec,
+        torch.device("cpu"),
+        int(trial.user_attrs.get(_keys.SEED, 0)),
+        data_dir,
+        spec.max_epochs,
+        config,
+        spec.metric,
+    )
+
+
+def _result(number: int, returned: dict[str, Any], spec: StudySpec) -> HeldOutResult:
+    """A test function's dict as a result: its numbers, and a confusion matrix if it gave one."""
+    extra = {
+        key: returned.pop(key) for key in ("per_class", "confusion", "classes") if key in returned
+    }
+    metrics: dict[str, float] = {}
+    for key, value in returned.items():
+        try:
+            metrics[key] = float(value)
+        except (TypeError, ValueError):
+            raise StorageError(
+                f"objective.test returned {key} = {value!r}; it must return numbers, e.g. "
+                "{'accuracy': 0.98}"
+            ) from None
+    if not metrics:
+        raise StorageError("objective.test returned no numbers; return e.g. {'accuracy': 0.98}")
+    return HeldOutResult(number, metrics, evaluated_now=True, **extra)
+
+
 def _check_same_data(study: optuna.Study, spec: StudySpec, data_dir: Path) -> None:
     """The test figure is recorded for good, so it must come from the data the study used."""
     from hpsearch.objectives._data import data_files
 
+    if spec.objective is not None:
+        return  # a user's objective reads its own data; hpsearch has no hash of it
     trained_on = study.user_attrs.get(_keys.DATA_HASH)
     files = data_files(spec.data, data_dir)
     here = _hash_once(tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files))

@@ -10,9 +10,11 @@ a race leaves extra files, never fewer than needed.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,7 @@ from hpsearch.samplers._ranking import completed_best_first
 
 if TYPE_CHECKING:
     import optuna
+    import torch
     from optuna.artifacts._protocol import ArtifactStore
     from optuna.trial import FrozenTrial
     from torch import nn
@@ -62,23 +65,34 @@ def open_store(directory: Path) -> ArtifactStore:
     return store_for(directory)
 
 
-def upload_weights(store: ArtifactStore, trial: optuna.Trial, model: nn.Module) -> str:
-    """Save the model's state_dict as this trial's artifact and record its id."""
+def upload_weights(
+    store: ArtifactStore, trial: optuna.Trial, weights: nn.Module | Mapping[str, torch.Tensor]
+) -> str:
+    """Save a model's (or a state_dict's) tensors as this trial's artifact and record its id.
+
+    A second save in the same trial replaces the first, so each trial keeps one file.
+    """
     import torch
     from optuna.artifacts import upload_artifact
+    from optuna.artifacts.exceptions import ArtifactNotFound
 
+    state = weights.state_dict() if isinstance(weights, torch.nn.Module) else weights
     tag = f"{socket.gethostname()}-{os.getpid()}-{trial.number}"
     with tempfile.TemporaryDirectory(prefix=f"hpsearch-{tag}-") as tmp:
         path = Path(tmp) / f"trial-{trial.number}-weights.pt"
         # CPU tensors: a GPU worker's weights must load where the report runs, maybe no GPU
-        torch.save({k: v.detach().cpu() for k, v in model.state_dict().items()}, path)
+        torch.save({k: v.detach().cpu() for k, v in state.items()}, path)
         artifact_id = upload_artifact(
             artifact_store=store,
             file_path=str(path),
             study_or_trial=trial,
             mimetype="application/x-pytorch",
         )
+    earlier = trial.user_attrs.get(_keys.WEIGHTS_ARTIFACT)
     trial.set_user_attr(_keys.WEIGHTS_ARTIFACT, artifact_id)
+    if earlier:
+        with contextlib.suppress(ArtifactNotFound):
+            store.remove(earlier)
     return artifact_id
 
 

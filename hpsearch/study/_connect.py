@@ -30,19 +30,19 @@ def check_direction(storage: optuna.storages.RDBStorage, spec: StudySpec, url: s
     if stored is not None and stored != spec.direction:
         raise StorageError(
             f"study '{spec.name}' in {masked(url)} is set to {stored} but the study file "
-            f"{spec.direction}s {spec.training.metric}; give the study file another name = ... "
+            f"{spec.direction}s {spec.metric}; give the study file another name = ... "
             f"or use another {arg('storage')}"
         )
 
 
 def check_stored_metric(study: optuna.Study, spec: StudySpec, url: str) -> None:
     """A command that reads a study must rank its trials by the metric they were run on."""
-    metric = study.user_attrs.get(_keys.METRIC, spec.training.metric)
+    metric = study.user_attrs.get(_keys.METRIC, spec.metric)
     direction = study.direction.name.lower()
-    if metric != spec.training.metric or direction != spec.direction:
+    if metric != spec.metric or direction != spec.direction:
         raise StorageError(
             f"study '{spec.name}' in {masked(url)} was run to {direction} {metric} but the "
-            f"study file says {spec.training.metric}; use the study file it was run with"
+            f"study file says {spec.metric}; use the study file it was run with"
         )
 
 

@@ -38,7 +38,7 @@ def ensure_study(
     )
     attrs = study.user_attrs
     data = None
-    if opts is not None and opts.data_dir is not None and opts.hash_data:
+    if opts is not None and opts.hash_data and spec.objective is None:  # built-in data only
         data = manifest.data_hash(data_files(spec.data, opts.data_dir))
     if _keys.MANIFEST not in attrs:
         _record_creation(study, spec, opts, data)
@@ -51,7 +51,7 @@ def ensure_study(
             study.set_user_attr(_keys.SIGNATURE, manifest.signature(spec))
     if data is not None and attrs.get(_keys.DATA_HASH) != data:
         study.set_user_attr(_keys.DATA_HASH, data)
-    _name_metric(study, spec.training.metric)
+    _name_metric(study, spec.metric)
     if attrs.get(_keys.TARGET_TRIALS) != target:
         study.set_user_attr(_keys.TARGET_TRIALS, target)
     if spec.sampler.kind == "narrowing" and _keys.TRIALS_PER_ROUND not in attrs:
@@ -72,7 +72,7 @@ def _record_creation(
     study.set_user_attr(_keys.MANIFEST, manifest.build(spec, device, data))
     study.set_user_attr(_keys.SIGNATURE, manifest.signature(spec))
     study.set_user_attr(_keys.STUDY_FILE_HASH, spec.text_hash)
-    study.set_user_attr(_keys.METRIC, spec.training.metric)
+    study.set_user_attr(_keys.METRIC, spec.metric)
 
 
 def _name_metric(study: optuna.Study, metric: str) -> None:

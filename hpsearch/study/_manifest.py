@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import platform
 import subprocess
 from datetime import UTC, datetime
@@ -26,6 +27,7 @@ from hpsearch.spec import (
     SamplerSpec,
     StudySpec,
     TrainingSpec,
+    When,
     parse_spec,
     with_run_settings,
 )
@@ -91,7 +93,46 @@ def signature(spec: StudySpec) -> dict[str, str]:
             parts = [f"{rng.low:g}..{rng.high:g}", "log" if rng.log else ""]
             parts += [f"step {rng.step:g}" if rng.step not in (None, 1) else ""]
             flat[f"search.{name}"] = " ".join(p for p in parts if p)
+        if rng.when:
+            flat[f"search.{name}.when"] = _when_text(rng.when)
+    if spec.objective is not None:
+        flat |= _objective_signature(spec)
     return flat
+
+
+def _when_text(when: When) -> str:
+    """A `when` as 'batch_norm=False' (alternatives joined with |, conditions with ;)."""
+    return "; ".join(f"{name}={'|'.join(map(str, values))}" for name, values in when)
+
+
+def _objective_signature(spec: StudySpec) -> dict[str, str]:
+    """A user's objective: its settings, its config, and the source of its entry files."""
+    from hpsearch.objectives._entry import source_hash
+
+    objective = spec.objective
+    assert objective is not None
+    flat = {
+        f"objective.{key}": str(getattr(objective, key))
+        for key in ("entry", "metric", "direction", "max_epochs", "test")
+    }
+    flat |= {f"objective.config.{k}": json.dumps(v) for k, v in objective.config.items()}
+    for key in ("entry", "test"):
+        entry = getattr(objective, key)
+        if entry is not None:
+            flat[f"objective.{key}.source"] = source_hash(entry, spec.path.parent) or "(unknown)"
+    return flat
+
+
+# The built-in MLP used dropout only without BatchNorm before study files could say so with
+# `when`; a study made then had that rule without writing it.
+_IMPLICIT_BEFORE_WHEN = {"search.dropout.when": "batch_norm=False"}
+
+
+def _implicit(old: dict[str, str]) -> dict[str, str]:
+    """Rules an older signature had without recording them (MNIST's conditional dropout)."""
+    if old.get("data.dataset") == "mnist" and {"search.dropout", "search.batch_norm"} <= old.keys():
+        return dict(_IMPLICIT_BEFORE_WHEN)
+    return {}
 
 
 def field_defaults() -> dict[str, str]:
@@ -114,7 +155,7 @@ def differences(old: dict[str, str], new: dict[str, str]) -> list[str]:
     made before it existed resumes unchanged unless the study file sets it otherwise.
     """
     if old:
-        old = {**{k: v for k, v in field_defaults().items() if k in new}, **old}
+        old = {**{k: v for k, v in field_defaults().items() if k in new}, **_implicit(old), **old}
     lines = []
     for key in sorted(old.keys() | new.keys()):
         before, after = old.get(key, "(absent)"), new.get(key, "(absent)")
@@ -144,6 +185,23 @@ def build(spec: StudySpec, device: str, data: str | None) -> dict[str, Any]:
         **_spec_record(spec),
         "study_file_hash": spec.text_hash,
         "data_hash": data,
+        **_objective_record(spec),
+    }
+
+
+def _objective_record(spec: StudySpec) -> dict[str, Any]:
+    """A user's objective: its entries, a hash of each entry's source, and its config table."""
+    if spec.objective is None:
+        return {}
+    signed = _objective_signature(spec)
+    return {
+        "objective": {
+            "entry": spec.objective.entry,
+            "entry_source_hash": signed.get("objective.entry.source"),
+            "test": spec.objective.test,
+            "test_source_hash": signed.get("objective.test.source"),
+            "config": dict(spec.objective.config),
+        }
     }
 
 
@@ -153,7 +211,7 @@ def _spec_record(spec: StudySpec) -> dict[str, Any]:
         "study_file": spec.text,
         "study_file_path": str(spec.path),
         "seed": spec.seed,  # with --seed and --max-epochs applied, unlike the file's text
-        "max_epochs": spec.training.max_epochs,
+        "max_epochs": spec.max_epochs,
     }
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from hpsearch import _keys
-from hpsearch.errors import StorageError
+from hpsearch.errors import HPSearchError, StorageError
 from hpsearch.spec import StudySpec
 from hpsearch.storages._rdb import masked
 from hpsearch.study import _interrupts as interrupts
@@ -42,7 +42,8 @@ def prepare(spec: StudySpec, opts: RunOptions) -> Objective:
 
     set_threads(opts.threads)
     device = resolve_device(opts.device)
-    return make_objective(spec, opts.data_dir, device, store_for(opts.artifact_dir()))
+    store = store_for(opts.artifact_dir())
+    return make_objective(spec, opts.data_dir, device, store, opts.function)
 
 
 def open_study(
@@ -54,7 +55,7 @@ def open_study(
     """Load the stored study with this process's sampler and pruner."""
     import optuna
 
-    from hpsearch.objectives._base import trial_seed
+    from hpsearch.objectives._runner import trial_seed
     from hpsearch.pruners._factory import make_pruner
     from hpsearch.samplers._factory import make_sampler
 
@@ -70,7 +71,7 @@ def open_study(
         sampler=make_sampler(
             spec, trial_seed(spec.seed, mix), attrs.get(_keys.TRIALS_PER_ROUND), notify
         ),
-        pruner=make_pruner(spec.pruner, spec.training.max_epochs),
+        pruner=make_pruner(spec.pruner, spec.max_epochs),
     )
 
 
@@ -100,6 +101,7 @@ def optimize(
         keep_disk_bounded,
         progress,
         lambda study, trial: interrupts.raise_if_requested(),
+        FailureLimit(spec.max_failures),
     ]
     previous = interrupts.install_once()
     try:
@@ -113,6 +115,28 @@ def optimize(
         progress.close()
         interrupts.restore(previous)
     return stored_summary(storage, spec.name, target, time.perf_counter() - started)
+
+
+class FailureLimit:
+    """Stop the run after `limit` failed trials in a row: the objective is broken, not unlucky."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.in_a_row = 0
+
+    def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        """Count this process's failed trials; a finished one resets the count."""
+        if trial.state.name != "FAIL":
+            self.in_a_row = 0
+            return
+        self.in_a_row += 1
+        if self.in_a_row >= self.limit:
+            error = trial.user_attrs.get(_keys.ERROR, "no error recorded")
+            raise HPSearchError(
+                f"stopped after {self.in_a_row} failed trials in a row (max_failures = "
+                f"{self.limit}); the last, #{trial.number}: {error}; fix the objective, then run "
+                "the study again to resume"
+            )
 
 
 def optimize_until(
@@ -131,6 +155,8 @@ def optimize_until(
     """
     import optuna
 
+    from hpsearch.objectives._runner import TrialFailed
+
     deadline = None if timeout is None else time.monotonic() + timeout
     stop = optuna.study.MaxTrialsCallback(target, states=finished_states())
     for attempt in range(MAX_STORAGE_RETRIES + 1):
@@ -138,7 +164,12 @@ def optimize_until(
         try:
             if len(study.get_trials(deepcopy=False, states=finished_states())) >= target:
                 return  # the callback stops only after a trial: a late worker must not start one
-            study.optimize(objective, timeout=remaining, callbacks=[stop, *callbacks])
+            study.optimize(
+                objective,
+                timeout=remaining,
+                callbacks=[stop, *callbacks],
+                catch=(TrialFailed,),  # stored as FAIL with its error; the study goes on
+            )
             return
         except Exception as exc:
             cause = _storage_cause(exc)

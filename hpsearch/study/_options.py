@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hpsearch.errors import UsageError, arg
 from hpsearch.spec import StudySpec, with_run_settings
 from hpsearch.storages._rdb import DEFAULT_STORAGE
+
+if TYPE_CHECKING:
+    from hpsearch.objectives._runner import ObjectiveFn
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class RunOptions:
     allow_changed_spec: bool = False
     hash_data: bool = True
     artifacts: Path | None = None
+    function: ObjectiveFn | None = None  # hpsearch.run(objective=...): called in this process
 
     def artifact_dir(self) -> Path:
         """`artifacts`, or the default folder beside the SQLite file."""

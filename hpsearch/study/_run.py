@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hpsearch import _keys
 from hpsearch.errors import StorageError, UsageError, arg
@@ -15,6 +16,9 @@ from hpsearch.study._create import create_study, ensure_study
 from hpsearch.study._optimize import optimize, prepare, write_note
 from hpsearch.study._options import RunOptions, check_options, require_total, with_overrides
 from hpsearch.study._summary import RunSummary, finished_count, stored_summary, study_attrs
+
+if TYPE_CHECKING:
+    from hpsearch.objectives._runner import ObjectiveFn
 
 StudyArg = str | os.PathLike[str] | StudySpec
 
@@ -38,6 +42,7 @@ def run(
     artifacts: str | os.PathLike[str] | None = None,
     heartbeat: int = 10,
     grace_period: int = 60,
+    objective: ObjectiveFn | None = None,
 ) -> RunSummary:
     """Run a study until it holds `trials` finished trials, as `hpsearch run` does.
 
@@ -66,6 +71,8 @@ def run(
             SQLite file).
         heartbeat: Seconds between a running trial's heartbeats.
         grace_period: A trial silent this long is marked failed and retried.
+        objective: A function ``(params, ctx) -> float`` to call instead of the study file's
+            ``objective.entry`` (e.g. one defined in a notebook); it runs in this process only.
 
     Returns:
         Where the study stands: its counts by state and its best trial.
@@ -90,9 +97,15 @@ def run(
         grace_period=grace_period,
         allow_changed_spec=allow_changed_spec,
         artifacts=None if artifacts is None else Path(artifacts),
+        function=objective,
     )
     if workers is None and gpus is None and workers_per_gpu == 1:
         return run_here(spec, opts)
+    if objective is not None:
+        raise UsageError(
+            f"{arg('objective')} is a function of this process, which worker processes cannot "
+            f"import; name it in the study file's objective.entry to use {arg('workers')}"
+        )
     return _run_workers(spec, opts, workers, gpus, workers_per_gpu)
 
 
@@ -250,5 +263,11 @@ def _run_workers(
 
 
 def _as_spec(study: StudyArg) -> StudySpec:
-    """A spec from a study name, a path, or a spec."""
-    return study if isinstance(study, StudySpec) else load_spec(os.fspath(study))
+    """A spec from a study name, a path, or a spec (whose entries are checked like a file's)."""
+    if not isinstance(study, StudySpec):
+        return load_spec(os.fspath(study))
+    if study.objective is not None and study.objective.entry is not None:
+        from hpsearch.objectives._factory import check_entries
+
+        check_entries(study)
+    return study

@@ -133,13 +133,13 @@ def worker_command(spec: StudySpec, opts: RunOptions, plan: WorkerPlan, target: 
 
 def run_parallel(spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan]) -> RunSummary:
     """Start the workers, show progress from storage, and stop them all cleanly on Ctrl-C."""
-    from hpsearch.objectives._factory import make_objective
+    from hpsearch.objectives._factory import check_data
     from hpsearch.objectives._train import resolve_device
 
     target = require_total(opts.trials)
     spec = with_overrides(spec, opts)
     check_devices(plans)
-    make_objective(spec, opts.data_dir, resolve_device("cpu"))  # bad data fails here, once,
+    check_data(spec, opts.data_dir, resolve_device("cpu"))  # bad data fails here, once,
     storage = connect(spec, opts)  # and before any file is created
     ensure_study(storage, spec, target, opts)
     started = time.perf_counter()

@@ -406,8 +406,8 @@ def test_study_file_sets_residual_blocks_and_stem_stride(make_study: Callable[..
 def test_searched_mixup_reaches_the_training_loop(
     make_study: Callable[..., Path], mnist_dir: Path
 ) -> None:
-    from hpsearch.objectives._base import train_model
-    from hpsearch.objectives._flowers import KIND
+    from hpsearch.objectives._builtin import classifier_for
+    from hpsearch.objectives._runner import run_trial
     from hpsearch.spec import load_spec
 
     text = (
@@ -416,11 +416,11 @@ def test_searched_mixup_reaches_the_training_loop(
         "batch_norm = true\n[search]\nmixup = { choices = [0.0, 1.0] }\n"
     )
     spec = load_spec(str(make_study(name="mix", text=text)))
-    splits = KIND.load(spec.data, mnist_dir, torch.device("cpu"))
     final = []
     for alpha in (0.0, 1.0):
         trial = optuna.trial.FixedTrial({"mixup": alpha})
-        train_model(trial, spec, KIND, splits, torch.device("cpu"))
+        function = classifier_for(spec).objective
+        run_trial(trial, spec, function, mnist_dir, torch.device("cpu"))  # type: ignore[arg-type]
         final.append(trial.user_attrs["history"][-1]["train_loss"])
     assert final[1] > final[0] + 0.15  # blended targets keep the training loss up
 

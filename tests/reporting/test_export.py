@@ -22,7 +22,7 @@ def study_with_pruned(cli: Cli, make_study: Callable[..., Path], storage_url: st
         "seed = 1\n[data]\ntrain_size = 2400\nvalid_size = 600\n[model]\nhidden = [32]\n"
         "[training]\nmax_epochs = 2\n[search]\nlr = { low = 1e-4, high = 1e-2, log = true }\n"
         "batch_norm = { choices = [true, false] }\n"
-        "dropout = { low = 0.1, high = 0.5, step = 0.1 }\n"
+        "dropout = { low = 0.1, high = 0.5, step = 0.1, when = { batch_norm = false } }\n"
         "[sampler]\nkind = 'narrowing'\ntrials_per_round = 2\nmin_keep = 1\nmin_complete = 1\n"
         "[pruner]\nkind = 'threshold'\nlower = 0.5\nn_warmup_steps = 0\n"
     )

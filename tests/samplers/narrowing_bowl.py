@@ -12,7 +12,8 @@ from pathlib import Path
 
 import optuna
 
-from hpsearch.objectives._base import suggest
+from hpsearch.objectives._builtin import hyperparameters
+from hpsearch.objectives._runner import suggest_params
 from hpsearch.samplers._factory import make_sampler
 from hpsearch.spec import StudySpec, load_spec
 
@@ -28,7 +29,7 @@ def bowl(spec: StudySpec, fail_every: int = 0, prune_every: int = 0, sleep: floa
     """Maximized at lr = 1e-3 and dropout = 0.3; BatchNorm off is worth a bit more."""
 
     def objective(trial: optuna.Trial) -> float:
-        hp = suggest(trial, spec)
+        hp = hyperparameters(spec, suggest_params(trial, spec))
         if sleep:
             time.sleep(sleep)
         if fail_every and trial.number % fail_every == fail_every - 1:

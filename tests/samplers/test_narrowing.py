@@ -23,7 +23,7 @@ seed = 7
 lr = {{ low = {lr_low}, high = {lr_high}, log = true{grow} }}
 batch_size = {{ choices = [32, 64, 128, 256, 512] }}
 batch_norm = {{ choices = [true, false] }}
-dropout = {{ low = 0.1, high = 0.5, step = 0.1 }}
+dropout = {{ low = 0.1, high = 0.5, step = 0.1, when = {{ batch_norm = false }} }}
 [sampler]
 kind = "narrowing"
 trials_per_round = {per_round}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +12,7 @@ from click.testing import Result
 
 from hpsearch import _keys
 from hpsearch.errors import StorageError
-from hpsearch.objectives._factory import kind_for
+from hpsearch.objectives._builtin import classifier_for, hyperparameters
 from hpsearch.objectives._train import evaluate
 from hpsearch.spec import load_spec
 from hpsearch.storages._artifacts import keep_set, load_weights, open_store
@@ -45,9 +44,8 @@ def test_only_the_kept_set_stays_and_the_best_weights_reproduce(
 
     best = study.best_trial
     spec = load_spec(str(path))
-    kind = kind_for(spec)
-    hp = dataclasses.replace(spec.training, **best.params)
-    model = kind.build(spec, hp, 10)
+    kind = classifier_for(spec)
+    model = kind.build(spec, hyperparameters(spec, best.params), 10)
     model.load_state_dict(load_weights(open_store(folder), best))
     splits = kind.load(spec.data, mnist_dir, torch.device("cpu"))
     _, accuracy = evaluate(model, splits.x_valid, splits.y_valid)

@@ -113,6 +113,28 @@ def test_a_setting_added_later_reads_as_its_default_in_an_older_study(
     assert "training.schedule: constant -> cosine" in changed.output
 
 
+def test_an_mnist_study_from_before_when_resumes_with_the_when_in_its_file(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str
+) -> None:
+    """MNIST's dropout was conditional on BatchNorm before files could say so; not a change."""
+    path = make_study()  # its dropout has when = { batch_norm = false }, as mnist-reg now does
+    assert (
+        cli("run", "--study", str(path), "--trials", "1", "--storage", storage_url).exit_code == 0
+    )
+    study = stored(storage_url)
+    older = dict(study.user_attrs[_keys.SIGNATURE])
+    del older["search.dropout.when"]  # as recorded before `when` existed
+    study.set_user_attr(_keys.SIGNATURE, older)
+    resumed = cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url)
+    assert resumed.exit_code == 0, resumed.output
+    study.set_user_attr(_keys.SIGNATURE, older)
+    text = path.read_text().replace("batch_norm = false }", "batch_norm = true }")
+    path.write_text(text)
+    changed = cli("run", "--study", str(path), "--trials", "3", "--storage", storage_url)
+    assert changed.exit_code == 1
+    assert "search.dropout.when: batch_norm=False -> batch_norm=True" in changed.output
+
+
 def test_changed_data_is_refused(
     make_study: Callable[..., Path], storage_url: str, mnist_dir: Path, tmp_path: Path
 ) -> None:

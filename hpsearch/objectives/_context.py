@@ -1,0 +1,126 @@
+"""What an objective function gets besides its parameters: the trial's settings and its hooks."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from hpsearch import _keys
+from hpsearch.errors import HPSearchError
+from hpsearch.study import _interrupts as interrupts
+
+if TYPE_CHECKING:
+    import optuna
+    import torch
+    from optuna.artifacts._protocol import ArtifactStore
+    from torch import nn
+
+    from hpsearch.spec import StudySpec
+
+
+class ReportError(HPSearchError):
+    """An objective reported without the study's metric, or a value that is not a number."""
+
+
+@dataclass
+class TrialContext:
+    """One trial's settings and hooks, passed to the objective function with its parameters.
+
+    hpsearch seeds torch, numpy and random with `seed` before the call, so a trial reruns
+    exactly on the CPU.
+
+    Args:
+        trial: The Optuna trial, for what the context does not cover.
+        spec: The study's spec.
+        device: Where to train: `--device`, or the GPU this worker was pinned to.
+        seed: This trial's seed, from the study seed and the trial number.
+        data_dir: The `--data-dir` folder.
+        max_epochs: The most epochs to run (`objective.max_epochs`, or `--max-epochs`).
+        config: The study file's ``[objective.config]`` table.
+        metric: The name of the value to report each epoch and to return.
+        store: Where `save_weights` puts the weights; None when they are not kept (a rerun).
+
+    Example:
+        >>> def objective(params: dict[str, Any], ctx: hpsearch.TrialContext) -> float:
+        ...     model = Net(params["channels"]).to(ctx.device)
+        ...     for epoch in range(1, ctx.max_epochs + 1):
+        ...         loss, acc = train_one_epoch(model, params["lr"])
+        ...         ctx.report(epoch, valid_accuracy=acc, train_loss=loss)
+        ...     ctx.save_weights(model)
+        ...     return acc
+    """
+
+    trial: optuna.Trial
+    spec: StudySpec
+    device: torch.device
+    seed: int
+    data_dir: Path
+    max_epochs: int
+    config: Mapping[str, Any]
+    metric: str
+    store: ArtifactStore | None = None
+    history: list[dict[str, float]] = field(default_factory=list, init=False)
+    _last: float = field(default_factory=time.perf_counter, init=False, repr=False)
+
+    @property
+    def trial_number(self) -> int:
+        """The trial's number in the study."""
+        return self.trial.number
+
+    def report(self, epoch: int, **metrics: float) -> None:
+        """Record one epoch's metrics, report the study's metric, and prune when told to.
+
+        The metrics are stored as the trial's per-epoch history (with the epoch's seconds when
+        not given), which the report draws. Raises `optuna.TrialPruned` when the study's pruner
+        stops the trial: let it propagate.
+
+        Args:
+            epoch: The epoch just finished, counted from 1.
+            **metrics: The epoch's numbers; one must be the study's metric.
+        """
+        import optuna
+
+        interrupts.raise_if_requested()  # a Ctrl-C Python dropped mid-epoch stops the trial here
+        if self.metric not in metrics:
+            given = ", ".join(metrics) or "nothing"
+            raise ReportError(
+                f"ctx.report(epoch={epoch}) got {given} but not {self.metric}, the study's "
+                f"metric; report it, e.g. ctx.report(epoch, {self.metric}=value)"
+            )
+        now = time.perf_counter()
+        record = {"epoch": epoch, **{k: _number(k, v) for k, v in metrics.items()}}
+        record.setdefault("seconds", round(now - self._last, 4))
+        self._last = now
+        self.history.append(record)
+        self.trial.set_user_attr(_keys.HISTORY, self.history)
+        value = record[self.metric]
+        if math.isfinite(value):
+            self.trial.report(value, epoch)
+        if self.trial.should_prune():
+            self.trial.set_user_attr(_keys.PRUNED_AT_EPOCH, epoch)
+            raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+    def save_weights(self, weights: nn.Module | Mapping[str, torch.Tensor]) -> None:
+        """Keep this trial's weights (a model or a state_dict) as an Optuna artifact.
+
+        Only the study's best `keep_weights` trials (and the best per choice) keep theirs;
+        `report` and a `test` function get them back. Calling it again replaces the earlier
+        weights of the same trial.
+        """
+        if self.store is None:
+            return
+        from hpsearch.storages._artifacts import upload_weights
+
+        upload_weights(self.store, self.trial, weights)
+
+
+def _number(name: str, value: Any) -> float:
+    """A reported metric as a float (tensors and numpy scalars included)."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise ReportError(f"ctx.report: {name} must be a number but got {value!r}") from None

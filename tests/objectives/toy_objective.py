@@ -1,0 +1,78 @@
+"""A user's objective as a user would write it: a tiny MLP on synthetic tensors, its own loop.
+
+Tests copy this file next to a study file and name it in `objective.entry`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+import hpsearch
+
+
+def data(n: int) -> tuple[tuple[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]:
+    """A fixed, linearly separable two-class problem: 3/4 for training, 1/4 for validation."""
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(8, generator=g)  # first, so every n shares the problem and its first rows
+    x = torch.randn(n, 8, generator=g)
+    y = (x @ w > 0).long()
+    cut = 3 * n // 4
+    return (x[:cut], y[:cut]), (x[cut:], y[cut:])
+
+
+def build(params: dict[str, Any]) -> torch.nn.Sequential:
+    """Linear, activation, optional dropout, linear: every searched parameter is used."""
+    act = torch.nn.ReLU() if params["act"] == "relu" else torch.nn.Tanh()
+    layers: list[torch.nn.Module] = [torch.nn.Linear(8, params["width"]), act]
+    if "dropout" in params:
+        layers.append(torch.nn.Dropout(params["dropout"]))
+    return torch.nn.Sequential(*layers, torch.nn.Linear(params["width"], 2))
+
+
+def objective(params: dict[str, Any], ctx: hpsearch.TrialContext) -> float:
+    """Full-batch SGD; reports validation accuracy every epoch; fails or misbehaves on request."""
+    mode = ctx.config.get("mode", "ok")
+    if mode == "raise" or (mode == "raise-odd" and ctx.trial_number % 2 == 1):
+        raise ValueError(f"boom in trial {ctx.trial_number}")
+    if mode == "nan":
+        return math.nan
+    if os.environ.get("TOY_RECORD"):  # what the function saw, for the tests to compare
+        with open(os.environ["TOY_RECORD"], "a") as out:
+            out.write(f"{ctx.trial_number} {ctx.seed} {torch.initial_seed()} {sorted(params)}\n")
+    (xt, yt), (xv, yv) = data(int(ctx.config.get("n", 512)))
+    model = build(params).to(ctx.device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=params["lr"])
+    accuracy = 0.0
+    for epoch in range(1, ctx.max_epochs + 1):
+        model.train()
+        loss = F.cross_entropy(model(xt), yt)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        model.eval()
+        with torch.no_grad():
+            accuracy = float((model(xv).argmax(1) == yv).float().mean())
+        if mode == "no-metric":
+            ctx.report(epoch, train_loss=loss.item())
+        ctx.report(epoch, valid_accuracy=accuracy, train_loss=loss.item())
+    ctx.save_weights(model)
+    return accuracy
+
+
+def test(params: dict[str, Any], ctx: hpsearch.TrialContext, weights: dict[str, Any]) -> dict:
+    """The selected trial's weights on fresh data from the same problem."""
+    model = build(params)
+    model.load_state_dict(weights)
+    model.eval()
+    _, (x, y) = data(2048)
+    with torch.no_grad():
+        logits = model(x)
+    return {
+        "accuracy": float((logits.argmax(1) == y).float().mean()),
+        "loss": float(F.cross_entropy(logits, y)),
+    }
