@@ -261,21 +261,28 @@ def test_a_changed_entry_file_is_a_spec_change(
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("mode", "error"),
+    [
+        ("raise-odd", "ValueError: boom in trial {n}"),
+        ("nan-odd", "ValueError: the objective returned nan, not a finite number"),
+    ],
+)
 def test_failed_trials_are_stored_with_their_error_and_the_study_goes_on(
-    cli: Cli, toy: Callable[..., Path], storage_url: str
+    cli: Cli, toy: Callable[..., Path], storage_url: str, mode: str, error: str
 ) -> None:
-    """A raising trial is FAIL with its error; best and export show it; the total is reached."""
-    study = toy(mode="raise-odd")
+    """A raising or NaN trial is FAIL with its error; best and export show it; the total is met."""
+    study = toy(mode=mode)
     result = cli("run", "--study", str(study), "--trials", "3", "--storage", storage_url)
     assert result.exit_code == 0, result.output
     trials = stored(storage_url)
     failed = [t for t in trials if t.state.name == "FAIL"]
     assert len([t for t in trials if t.state.name == "COMPLETE"]) == 3 and failed
-    assert all(t.user_attrs["error"] == f"ValueError: boom in trial {t.number}" for t in failed)
+    assert all(t.user_attrs["error"] == error.format(n=t.number) for t in failed)
     best = cli("best", "--study", str(study), "--storage", storage_url)
-    assert f"#{failed[-1].number}: ValueError: boom in trial {failed[-1].number}" in best.output
+    assert f"#{failed[-1].number}: {error.format(n=failed[-1].number)}" in best.output
     export = cli("export", "--study", str(study), "--storage", storage_url)
-    assert "ValueError: boom in trial 1" in export.output
+    assert error.format(n=1) in export.output
 
 
 @pytest.mark.slow

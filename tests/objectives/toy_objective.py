@@ -39,7 +39,7 @@ def objective(params: dict[str, Any], ctx: hpsearch.TrialContext) -> float:
     mode = ctx.config.get("mode", "ok")
     if mode == "raise" or (mode == "raise-odd" and ctx.trial_number % 2 == 1):
         raise ValueError(f"boom in trial {ctx.trial_number}")
-    if mode == "nan":
+    if mode == "nan" or (mode == "nan-odd" and ctx.trial_number % 2 == 1):
         return math.nan
     if os.environ.get("TOY_RECORD"):  # what the function saw, for the tests to compare
         with open(os.environ["TOY_RECORD"], "a") as out:
