@@ -247,8 +247,11 @@ def create(
 @training_options
 @click.option("--threads", type=COUNT, default=None, help="torch CPU threads for this worker.")
 @click.option("--tag", default=None, hidden=True, help="Mixed into the sampler's seed.")
+@click.option(
+    "--quiet-interrupt", is_flag=True, hidden=True, help="Started by run --workers: it says it."
+)
 @translate_errors
-def worker(study: str, **kwargs: Any) -> None:
+def worker(study: str, quiet_interrupt: bool, **kwargs: Any) -> None:
     """Join an existing study and run trials until its total is reached."""
     from hpsearch.reporting._summaries import describe_run
     from hpsearch.spec import load_spec
@@ -258,6 +261,8 @@ def worker(study: str, **kwargs: Any) -> None:
     try:
         summary = join(spec, **kwargs)
     except KeyboardInterrupt:
+        if quiet_interrupt:  # the `run --workers` that started it prints the message, once
+            sys.exit(INTERRUPTED_EXIT)
         interrupted()
     click.echo("\n".join(describe_run(summary, spec.metric)))
 

@@ -699,6 +699,8 @@ def _check_spec(spec: StudySpec) -> None:
         value = getattr(spec.training, name)
         if not isinstance(value, str | bool):
             _check_bound(name, value, f"training.{name}")
+    if spec.seed < 0:
+        raise SpecError(f"seed must be ≥ 0 but got {spec.seed}")
     _positive(spec.keep_weights, "keep_weights")
     _positive(spec.max_failures, "max_failures")
     if spec.objective is not None:

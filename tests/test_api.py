@@ -123,3 +123,14 @@ def test_the_narrowing_sampler_drives_a_plain_optuna_study() -> None:
     assert 1e-4 <= second["low"] < second["high"] <= 1e-1
     assert second["high"] / second["low"] < 1e3 / 3  # at least a third narrower in log space
     assert all(second["low"] <= t.params["lr"] <= second["high"] for t in study.trials[8:])
+
+
+def test_an_artifact_folder_that_is_a_file_is_refused_before_anything_is_stored(
+    make_study: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The library checks what click checks for the command line."""
+    (tmp_path / "a-file").write_text("not a folder")
+    storage = f"sqlite:///{tmp_path / 'trials.db'}"
+    with pytest.raises(hpsearch.StorageError, match=r"artifact folder .*a-file is a file"):
+        hpsearch.run(make_study(), 1, storage=storage, artifacts=tmp_path / "a-file")
+    assert not (tmp_path / "trials.db").exists()

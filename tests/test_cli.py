@@ -259,7 +259,11 @@ def test_non_positive_threads(cli: Cli, stored: tuple[Path, str], workers: list[
             "postgresql+psycopg://bob:s3cret@127.0.0.1:1/db",
             ("cannot open the database at postgresql+psycopg://bob:***@127.0.0.1:1/db",),
         ),
-        ("postgresql+psycopg://bob:s3cret@x@127.0.0.1:abc/db", ("bad storage URL", "bob:***@")),
+        ("postgresql+psycopg://bob:s3cret@x@127.0.0.1:abc/db", ("bad storage URL", "://***@127")),
+        (
+            "postgresql+psycopg://bob@127.0.0.1:1/db?password=s3cret",
+            ("cannot open the database at", "db?password=***"),
+        ),
         ("sqlite://", ("in-memory SQLite keeps no trial", "sqlite:///hpsearch.db")),
         ("sqlite:///:memory:", ("in-memory SQLite keeps no trial",)),
     ],
@@ -480,3 +484,43 @@ def test_a_closed_pipe_ends_quietly_with_status_0() -> None:
     errors = proc.stderr.read().decode()
     assert proc.wait(timeout=60) == 0, errors
     assert errors == ""
+
+
+@pytest.mark.parametrize(
+    ("artifacts", "fragment"),
+    [
+        ("a-file", "Directory '{path}' is a file"),  # click's own check
+        ("a-file/weights", "cannot be created: {parent} is a file"),
+    ],
+)
+def test_an_unusable_artifact_folder_is_refused_before_anything_is_stored(
+    cli: Cli, make_study: Callable[..., Path], tmp_path: Path, artifacts: str, fragment: str
+) -> None:
+    """Found before the database exists, not after a trial failed on it."""
+    (tmp_path / "a-file").write_text("not a folder")
+    path = tmp_path / artifacts
+    url = f"sqlite:///{tmp_path / 'trials.db'}"
+    result = cli(
+        "run", "--study", str(make_study()), "--trials", "1", "--storage", url,
+        "--artifacts", str(path),
+    )  # fmt: skip
+    assert_one_line_error(result, fragment.format(path=path, parent=path.parent))
+    assert not (tmp_path / "trials.db").exists()
+
+
+def test_a_negative_seed_is_refused(
+    cli: Cli, make_study: Callable[..., Path], tmp_path: Path
+) -> None:
+    """In the study file or on the command line; nothing created."""
+    url = f"sqlite:///{tmp_path / 'trials.db'}"
+    study = make_study()
+    assert_one_line_error(
+        cli("run", "--study", str(study), "--trials", "1", "--storage", url, "--seed", "-1"),
+        "--seed must be ≥ 0 but got -1",
+    )
+    study.write_text(study.read_text().replace("seed = 3", "seed = -1"))
+    assert_one_line_error(
+        cli("run", "--study", str(study), "--trials", "1", "--storage", url),
+        "seed must be ≥ 0 but got -1",
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]

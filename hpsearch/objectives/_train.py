@@ -165,8 +165,8 @@ def train_epoch(
     n = len(splits.x_train)
     order = torch.randperm(n, generator=generator).to(splits.x_train.device)
     total = torch.zeros((), device=splits.x_train.device)
-    for start in range(0, n, cfg.batch_size):
-        idx = order[start : start + cfg.batch_size]
+    for start, stop in batch_bounds(n, cfg.batch_size):
+        idx = order[start:stop]
         xb, yb = splits.x_train[idx], splits.y_train[idx]
         if augment is not None:
             xb = augment(xb)
@@ -178,6 +178,17 @@ def train_epoch(
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
     return float(total.item()) / n
+
+
+def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
+    """Batches of `batch_size`; a last batch of one example joins the one before it.
+
+    BatchNorm cannot normalize a batch of one in training mode (and would crash the trial).
+    """
+    bounds = [(start, min(start + batch_size, n)) for start in range(0, n, batch_size)]
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] == 1:
+        bounds[-2:] = [(bounds[-2][0], n)]
+    return bounds
 
 
 def batch_loss(

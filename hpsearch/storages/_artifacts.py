@@ -53,6 +53,20 @@ def store_for(directory: Path) -> ArtifactStore:
     return FileSystemArtifactStore(base_path=directory)
 
 
+def check_writable(directory: Path) -> None:
+    """The artifact folder is writable, or can be created: checked before anything is stored."""
+    existing = directory
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    fix = f"pass {arg('artifacts', 'DIR')} with a folder you can write to"
+    if not existing.is_dir():
+        why = "is a file" if existing == directory else f"cannot be created: {existing} is a file"
+        raise StorageError(f"the artifact folder {directory} {why}; {fix}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        where = "" if existing == directory else f" (in {existing})"
+        raise StorageError(f"cannot write to the artifact folder {directory}{where}; {fix}")
+
+
 def open_store(directory: Path) -> ArtifactStore:
     """A filesystem artifact store in `directory`, created if needed, for a run that writes."""
     try:

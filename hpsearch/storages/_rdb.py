@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sqlite3
 import time
 import warnings
@@ -25,9 +24,24 @@ T = TypeVar("T")
 URL_HELP = "use e.g. sqlite:///hpsearch.db or postgresql+psycopg://user:password@host/db"
 
 
+SECRET_KEYS = frozenset({"password", "passwd", "pwd", "sslpassword"})  # in a URL's query string
+
+
 def masked(url: str) -> str:
-    """The URL with any password replaced, safe for logs and messages."""
-    return re.sub(r"(://[^:/@]*):[^/]*@", r"\1:***@", url)  # up to the last @ before the path
+    """The URL with every password hidden (user info and query string), safe for any output.
+
+    SQLAlchemy renders it; a string it cannot parse keeps only the scheme and the host part.
+    """
+    from sqlalchemy.engine import make_url
+
+    try:
+        parsed = make_url(url)
+    except Exception:  # e.g. a port that is not a number: hide everything before the last @
+        scheme, sep, rest = url.partition("://")
+        return f"{scheme}{sep}***@{rest.rpartition('@')[2]}" if "@" in rest else url
+    query = {k: "***" if k.lower() in SECRET_KEYS else v for k, v in parsed.query.items()}
+    text = parsed.set(query=query).render_as_string(hide_password=True)
+    return text.replace("%2A%2A%2A", "***")  # the query string's stars, unescaped
 
 
 def open_storage(

@@ -38,8 +38,9 @@ def prepare(spec: StudySpec, opts: RunOptions) -> Objective:
     """Threads, device and data: the objective, checked before anything is written."""
     from hpsearch.objectives._factory import make_objective
     from hpsearch.objectives._train import resolve_device, set_threads
-    from hpsearch.storages._artifacts import store_for
+    from hpsearch.storages._artifacts import check_writable, store_for
 
+    check_writable(opts.artifact_dir())
     set_threads(opts.threads)
     device = resolve_device(opts.device)
     store = store_for(opts.artifact_dir())
@@ -88,8 +89,8 @@ def optimize(
     from hpsearch.study._progress import TrialProgress
 
     started = time.perf_counter()
+    ensure_study(storage, spec, target, opts)  # a refused resume leaves no artifact folder
     store = open_store(opts.artifact_dir())  # the folder the objective's store writes to
-    ensure_study(storage, spec, target, opts)
     study = open_study(storage, spec, notify, opts.worker_tag)
     progress = TrialProgress(study, target, enabled=opts.progress)
 

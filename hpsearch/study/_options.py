@@ -63,6 +63,8 @@ def check_options(opts: RunOptions) -> None:
             f"{arg('trials')} must be ≥ 1 but got {opts.trials}; give the study's total, "
             f"e.g. {arg('trials', 200)}"
         )
+    if opts.seed is not None and opts.seed < 0:
+        raise UsageError(f"{arg('seed')} must be ≥ 0 but got {opts.seed}")
     if opts.max_epochs is not None and opts.max_epochs < 1:
         raise UsageError(f"{arg('max_epochs')} must be ≥ 1 but got {opts.max_epochs}")
     if opts.timeout is not None and not opts.timeout > 0:  # nan too

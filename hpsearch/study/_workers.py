@@ -122,6 +122,7 @@ def worker_command(spec: StudySpec, opts: RunOptions, plan: WorkerPlan, target: 
     cmd = [sys.executable, "-m", "hpsearch", "worker", "--study", str(spec.path)]
     cmd += ["--trials", str(target), "--data-dir", str(opts.data_dir), "--device", plan.device]
     cmd += ["--threads", str(plan.threads), "--tag", f"w{plan.index}", "--no-progress"]
+    cmd += ["--quiet-interrupt"]
     cmd += ["--artifacts", str(opts.artifact_dir().resolve())]
     cmd += ["--heartbeat", str(opts.heartbeat), "--grace-period", str(opts.grace_period)]
     if opts.seed is not None:
@@ -135,10 +136,12 @@ def run_parallel(spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan]) -> 
     """Start the workers, show progress from storage, and stop them all cleanly on Ctrl-C."""
     from hpsearch.objectives._factory import check_data
     from hpsearch.objectives._train import resolve_device
+    from hpsearch.storages._artifacts import check_writable
 
     target = require_total(opts.trials)
     spec = with_overrides(spec, opts)
     check_devices(plans)
+    check_writable(opts.artifact_dir())
     check_data(spec, opts.data_dir, resolve_device("cpu"))  # bad data fails here, once,
     storage = connect(spec, opts)  # and before any file is created
     ensure_study(storage, spec, target, opts)

@@ -182,3 +182,31 @@ def test_an_unknown_schedule_is_refused_with_the_known_ones(mnist_dir: Path) -> 
     optimizer = make_optimizer("adam", model.parameters(), 1e-2, 0.0, 0.9)
     with pytest.raises(UsageError, match="unknown schedule 'linear'; use constant or cosine"):
         fit(model, optimizer, splits, FitConfig(1, 64, 1, 0, schedule="linear"), lambda s: None)
+
+
+def test_a_last_batch_of_one_joins_the_batch_before_it() -> None:
+    """BatchNorm cannot train on one example; every example is still used once."""
+    from hpsearch.objectives._train import batch_bounds
+
+    assert batch_bounds(257, 128) == [(0, 128), (128, 257)]
+    assert batch_bounds(258, 128) == [(0, 128), (128, 256), (256, 258)]
+    assert batch_bounds(1, 128) == [(0, 1)]
+    assert batch_bounds(256, 128) == [(0, 128), (128, 256)]
+
+
+@pytest.mark.slow
+def test_batchnorm_trains_when_the_train_split_leaves_one_example_over(mnist_dir: Path) -> None:
+    """train_size % batch_size == 1 crashed a BatchNorm trial ('Expected more than 1 value')."""
+    import optuna
+
+    from hpsearch.objectives._builtin import classifier_for
+    from hpsearch.objectives._runner import run_trial
+    from hpsearch.spec import parse_spec
+
+    text = "[data]\ntrain_size = 257\nvalid_size = 100\n[model]\nhidden = [16]\n"
+    text += "[training]\nmax_epochs = 1\nbatch_size = 128\nbatch_norm = true\n"
+    spec = parse_spec(text, Path("bn.toml"))
+    trial = optuna.trial.FixedTrial({})
+    function = classifier_for(spec).objective
+    value = run_trial(trial, spec, function, mnist_dir, torch.device("cpu"))  # type: ignore[arg-type]
+    assert 0.0 <= value <= 1.0 and trial.user_attrs["epochs"] == 1

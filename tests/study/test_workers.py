@@ -221,6 +221,7 @@ def test_ctrl_c_stops_all_workers(tmp_path: Path) -> None:
     os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does to the whole group
     out = finish(proc, timeout=120)
     assert proc.returncode == 130, out
+    assert out.count("interrupted:") == 1, out  # the run says it; its workers do not
     trials = trials_of(url)
     assert trials and not [t for t in trials if t.state.name == "RUNNING"]
     assert any(t.state.name == "FAIL" for t in trials)
