@@ -26,6 +26,7 @@ WEIGHTS_ARTIFACT = "weights_artifact"  # the Optuna artifact id of the best epoc
 NARROWING_ROUND = "narrowing_round"
 NARROWING_RANGES = "narrowing_ranges"
 NARROWING_NOTES = "narrowing_notes"
+ROUND_PREFIX = "narrowing_round:"  # + round number: a round's ranges on the study, written once
 
 # Optuna's trial system attribute on a retry of a failed trial (RetryFailedTrialCallback)
 RETRY_OF = "failed_trial"

@@ -20,6 +20,7 @@ from hpsearch import _keys
 from hpsearch.errors import HPSearchError
 from hpsearch.objectives._context import TrialContext
 from hpsearch.spec import Choice, IntRange, ParamRange, StudySpec, distribution_bounds, is_active
+from hpsearch.storages._retry import is_outage
 
 if TYPE_CHECKING:
     import optuna
@@ -101,6 +102,8 @@ def run_trial(
         _record_end(trial, ctx, started)
         raise
     except Exception as exc:
+        if is_outage(exc):  # the database, not the function: the optimize loop's to handle
+            raise
         _record_end(trial, ctx, started)
         raise _failed(trial, exc) from None
     _record_end(trial, ctx, started)

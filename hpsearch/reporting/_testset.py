@@ -6,6 +6,7 @@ report shows the recorded figure and never re-evaluates silently.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch import _keys
 from hpsearch.errors import StorageError, arg
+from hpsearch.storages._rdb import insert_once
 
 if TYPE_CHECKING:
     import optuna
@@ -53,9 +55,15 @@ class HeldOutResult:
 
 def recorded(study: optuna.Study, number: int) -> HeldOutResult | None:
     """The stored test result of a trial, if it was evaluated before."""
-    record = dict((study.user_attrs.get(_keys.TEST_RESULTS) or {}).get(str(number)) or {})
-    if not record:
-        return None
+    attrs = study.user_attrs
+    record = attrs.get(f"{_keys.TEST_RESULTS}:{number}")  # one key per trial, written once
+    record = record or (attrs.get(_keys.TEST_RESULTS) or {}).get(str(number))  # older studies
+    return _from_record(record) if record else None
+
+
+def _from_record(stored: dict[str, Any]) -> HeldOutResult:
+    """A stored result, in either format hpsearch has written."""
+    record = dict(stored)
     if "metrics" not in record:  # recorded before test functions returned several numbers
         record["metrics"] = {"accuracy": record.pop("accuracy")}
     return HeldOutResult(evaluated_now=False, **record)
@@ -95,9 +103,10 @@ def evaluate_on_test(
         ) from None
     _check_same_data(study, spec, data_dir)  # after: missing data has its own clear message
     result = _result(trial.number, returned, spec)
-    stored = dict(study.user_attrs.get(_keys.TEST_RESULTS) or {})
-    stored[str(trial.number)] = result.as_record()
-    study.set_user_attr(_keys.TEST_RESULTS, stored)
+    key = f"{_keys.TEST_RESULTS}:{trial.number}"
+    kept = insert_once(study._storage, study._study_id, key, result.as_record())
+    if kept != result.as_record():  # another report recorded it first: theirs is the figure
+        return dataclasses.replace(_from_record(kept), evaluated_now=False)
     return result
 
 

@@ -44,4 +44,8 @@ def make_sampler(
             seed=spec.seed,
             notify=notify,
         )
-    return samplers.TPESampler(n_startup_trials=options.n_startup_trials, seed=seed)
+    # constant_liar: a worker sampling while others' trials run counts them as bad, so
+    # concurrent workers do not all propose the same promising point (no effect with one).
+    return samplers.TPESampler(
+        n_startup_trials=options.n_startup_trials, seed=seed, constant_liar=True
+    )

@@ -38,6 +38,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch import _keys
 from hpsearch.samplers._ranking import completed_best_first
+from hpsearch.samplers._rounds import claim_round, keep_alive, stored_round
 from hpsearch.spec import Choice, FloatRange, IntRange, ParamRange, SamplerSpec, distribution_bounds
 
 if TYPE_CHECKING:
@@ -121,9 +122,9 @@ class NarrowingSampler(BaseSampler):
         A retry of a failed trial (its worker died) reruns the original's parameters, so it
         keeps the round and ranges it inherited from the original instead.
         """
-        if _keys.RETRY_OF in trial.system_attrs and _keys.NARROWING_ROUND in trial.user_attrs:
+        if _inherited(trial) is not None:
             return
-        rnd = self.round_ranges(study, self.round_of(trial.number))
+        rnd = self.round_ranges(study, self.round_of(trial.number), trial._trial_id)
         storage = study._storage
         storage.set_trial_user_attr(trial._trial_id, _keys.NARROWING_ROUND, rnd.number)
         storage.set_trial_user_attr(trial._trial_id, _keys.NARROWING_RANGES, rnd.ranges)
@@ -137,8 +138,11 @@ class NarrowingSampler(BaseSampler):
         param_name: str,
         param_distribution: BaseDistribution,
     ) -> Any:
-        """A uniform (log-uniform) draw inside this round's range, seeded by trial and name."""
-        rnd = self._rounds.get(self.round_of(trial.number))
+        """A uniform (log-uniform) draw inside this round's range, seeded by trial and name.
+
+        A retry draws a parameter its original never reached from the round it inherited.
+        """
+        rnd = _inherited(trial) or self._rounds.get(self.round_of(trial.number))
         if rnd is None or param_name not in rnd.ranges:
             return self._fallback.sample_independent(study, trial, param_name, param_distribution)
         rng = np.random.default_rng([self.seed, trial.number, zlib.crc32(param_name.encode())])
@@ -150,11 +154,18 @@ class NarrowingSampler(BaseSampler):
         """A trial's round follows from its number alone."""
         return number // self.trials_per_round
 
-    def round_ranges(self, study: Study, number: int) -> RoundRanges:
-        """Ranges of round `number`, computing earlier rounds first (cached per process)."""
+    def round_ranges(self, study: Study, number: int, trial_id: int | None = None) -> RoundRanges:
+        """Ranges of round `number`: as stored on the study, or computed and stored first.
+
+        The first process to finish computing a round writes it; every other process, and any
+        later resume, reads the same ranges (cached per process).
+        """
         for k in range(1, number + 1):
-            if k not in self._rounds:
-                trials, notes = self._settled_trials(study, k * self.trials_per_round)
+            if k in self._rounds:
+                continue
+            stored = stored_round(study._storage, study._study_id, k)
+            if stored is None:
+                trials, notes = self._settled_trials(study, k * self.trials_per_round, trial_id)
                 rnd = next_round(
                     self._rounds[k - 1],
                     self._rounds[0],
@@ -164,8 +175,9 @@ class NarrowingSampler(BaseSampler):
                     self.maximize,
                 )
                 rnd = RoundRanges(k, rnd.ranges, (*notes, *rnd.notes))
-                self._rounds[k] = rnd
-                self._tell(rnd.notes)
+                stored = claim_round(study._storage, study._study_id, rnd)
+            self._rounds[k] = stored
+            self._tell(stored.notes)
         return self._rounds[number]
 
     def _tell(self, notes: Sequence[str]) -> None:
@@ -179,14 +191,24 @@ class NarrowingSampler(BaseSampler):
                 self._told.add(message)
                 self.notify(note)
 
-    def _settled_trials(self, study: Study, boundary: int) -> tuple[list[FrozenTrial], list[str]]:
-        """All trials numbered below `boundary`, once none of them is still running."""
+    def _settled_trials(
+        self, study: Study, boundary: int, trial_id: int | None
+    ) -> tuple[list[FrozenTrial], list[str]]:
+        """All trials numbered below `boundary`, once none of them is still running.
+
+        The whole study, whatever subset a pruner (Hyperband's brackets) hands the sampler.
+        While waiting, this process's own trial keeps beating, and a trial whose worker died
+        (its heartbeat gone stale) is failed and queued again, so a live trial is waited for
+        however slow and a dead one never stalls the round.
+        """
         deadline = time.monotonic() + self.options.wait_timeout
         while True:
-            trials = [t for t in study.get_trials(deepcopy=False) if t.number < boundary]
+            everything = study._storage.get_all_trials(study._study_id, deepcopy=False)
+            trials = [t for t in everything if t.number < boundary]
             running = [t.number for t in trials if t.state == TrialState.RUNNING]
             if not running:
                 return trials, []
+            keep_alive(study, trial_id)
             if time.monotonic() > deadline:
                 late = ", ".join(f"#{n}" for n in running)
                 note = (
@@ -195,6 +217,14 @@ class NarrowingSampler(BaseSampler):
                 )
                 return [t for t in trials if t.state != TrialState.RUNNING], [note]
             time.sleep(POLL_S)
+
+
+def _inherited(trial: FrozenTrial) -> RoundRanges | None:
+    """The round a retry of a failed trial inherited from its original, if it is one."""
+    attrs = trial.user_attrs
+    if _keys.RETRY_OF not in trial.system_attrs or _keys.NARROWING_ROUND not in attrs:
+        return None
+    return RoundRanges(attrs[_keys.NARROWING_ROUND], attrs[_keys.NARROWING_RANGES])
 
 
 def initial_ranges(search: Mapping[str, ParamRange]) -> dict[str, Any]:
@@ -267,6 +297,14 @@ def next_round(
         if not used:  # e.g. dropout when every best trial used BatchNorm
             boxes[name] = prev.ranges[name]
             continue
+        outside = _outside(used, prev.ranges[name])
+        if outside:  # older trials pulled in: shrinking would leave the best behind
+            boxes[name] = prev.ranges[name]
+            notes.append(
+                f"round {number}: {name}: best values {outside} lie outside round "
+                f"{prev.number}'s range; the range stays"
+            )
+            continue
         boxes[name], edge = shrink(name, rng, prev.ranges[name], first.ranges[name], used, options)
         notes += [f"round {number}: {edge}"] if edge else []
     tried = [t for t in ranked if inside(t, boxes)]  # completed or pruned
@@ -275,6 +313,14 @@ def next_round(
         for name in search
     }
     return RoundRanges(number, ranges, tuple(notes))
+
+
+def _outside(used: Sequence[float], record: dict[str, float]) -> str:
+    """The best values outside a range, as text ('' when all lie inside)."""
+    width = record["high"] - record["low"]
+    tol = 1e-9 * max(1.0, abs(width))
+    far = [v for v in used if v < record["low"] - tol or v > record["high"] + tol]
+    return ", ".join(f"{v:.3g}" for v in sorted(set(far)))
 
 
 def kept_choices(

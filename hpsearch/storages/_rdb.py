@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import sqlite3
-import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpsearch.errors import StorageError, arg
+from hpsearch.storages._retry import mentions, retry_race
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.storages import RDBStorage
+    from optuna.storages import BaseStorage, RDBStorage
 
     from hpsearch.storages._tracking import TrackingRDBStorage
 
@@ -109,28 +108,6 @@ def _rdb_storage(url: str, kwargs: dict[str, Any]) -> TrackingRDBStorage:
     return retry_race(lambda: TrackingRDBStorage(url, **kwargs), racing, SCHEMA_RACE_RETRIES, 0.2)
 
 
-def retry_race(
-    make: Callable[[], T], racing: Callable[[Exception], bool], attempts: int, step_s: float
-) -> T:
-    """make(), tried again after a growing wait (step_s, 2 step_s, ...) while a race fails it.
-
-    Up to `attempts` calls; an error `racing` does not recognise, or the last one, is raised.
-    """
-    for attempt in range(attempts - 1):
-        try:
-            return make()
-        except Exception as exc:
-            if not racing(exc):
-                raise
-        time.sleep(step_s * (attempt + 1))
-    return make()
-
-
-def mentions(*messages: str) -> Callable[[Exception], bool]:
-    """Whether an error's text holds one of `messages`: how a racing process shows itself."""
-    return lambda exc: any(m in str(exc) for m in messages)
-
-
 def _prepare_sqlite(database: str | None, create: bool = True, writes: bool = True) -> None:
     """Check the SQLite file's folder and switch the file to WAL so workers can share it."""
     if not database or database == ":memory:":
@@ -174,6 +151,41 @@ def _first_line(exc: BaseException) -> str:
     inner = getattr(exc, "orig", None) or exc
     text = str(inner).strip().splitlines()
     return masked(text[0] if text else type(inner).__name__)[:300]
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail (and, through the storage's callback, queue again) trials whose heartbeat is stale.
+
+    Optuna's own check, without the "experimental" warning it prints on every call.
+    """
+    import optuna
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def insert_once(storage: BaseStorage, study_id: int, key: str, value: Any) -> Any:
+    """Add a study user attribute unless it exists, and return the stored value.
+
+    Of processes racing to write the same key, exactly one writes (the database's unique key on
+    study and attribute decides, on SQLite and PostgreSQL alike); all of them return its value.
+    """
+    import json
+
+    from optuna.storages import RDBStorage
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    backend = getattr(storage, "_backend", storage)  # under Optuna's cache
+    if not isinstance(backend, RDBStorage):  # in memory: one process, nobody to race
+        if key not in storage.get_study_user_attrs(study_id):
+            storage.set_study_user_attr(study_id, key, value)
+        return storage.get_study_user_attrs(study_id)[key]
+    row = models.StudyUserAttributeModel(study_id=study_id, key=key, value_json=json.dumps(value))
+    with _create_scoped_session(backend.scoped_session, ignore_integrity_error=True) as session:
+        session.add(row)  # a second insert of the key fails the unique constraint, ignored
+    return backend.get_study_user_attrs(study_id)[key]
 
 
 def stored_direction(storage: RDBStorage, name: str) -> str | None:

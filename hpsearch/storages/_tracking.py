@@ -1,27 +1,50 @@
-"""An RDB storage that remembers the trials this process created, to fail them on Ctrl-C.
+"""An RDB storage that remembers the trials this process runs, to fail them on Ctrl-C.
 
 Optuna marks a trial failed when Ctrl-C lands inside the objective, but not when it lands
 between creating the trial and calling the objective; that trial would stay RUNNING forever.
+A trial belongs to the process that starts running it: the one that creates it RUNNING, or
+the one that takes a queued (WAITING) trial, such as the retry another process queued for a
+dead worker's trial. Cleanup fails only those.
 """
 
 from __future__ import annotations
 
+import functools
 import signal
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from hpsearch.storages._rdb import retry_race
+from hpsearch.storages._retry import retry_race, ride_out
 
 FAIL_ATTEMPTS = 8  # about 2.8 s of waiting in all
+T = TypeVar("T")
+# Calls a running trial makes (reports, attributes, its result, the pruner's and sampler's
+# reads) that are safe to repeat: ridden out through a database outage. Creating a trial is
+# not among them (a repeat after a lost acknowledgement would strand a second trial); an
+# outage there is the optimize loop's to retry.
+RIDDEN = (
+    "set_trial_param",
+    "set_trial_intermediate_value",
+    "set_trial_user_attr",
+    "set_trial_system_attr",
+    "get_trial",
+    "get_all_trials",
+    "get_best_trial",
+    "get_n_trials",
+    "get_study_user_attrs",
+    "get_study_system_attrs",
+    "get_trial_id_from_study_id_trial_number",
+    "_get_stale_trial_ids",
+)
 
 
 class TrackingRDBStorage(RDBStorage):
-    """RDBStorage plus the ids of the trials created through this instance."""
+    """RDBStorage plus the ids of the trials this process runs."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -36,8 +59,28 @@ class TrackingRDBStorage(RDBStorage):
         """
         with interrupt_deferred():
             trial = super()._create_new_trial(study_id, template_trial)
-            self.created.append(trial._trial_id)
+            if trial.state == TrialState.RUNNING:  # not a retry queued for another process
+                self._own(trial._trial_id)
         return trial
+
+    def set_trial_state_values(self, trial_id: int, state: TrialState, values: Any = None) -> bool:
+        """Take a queued trial to RUNNING (it is then this process's), or finish one."""
+        with interrupt_deferred():
+            change = RDBStorage.set_trial_state_values
+            taken: bool = self.ridden(lambda: change(self, trial_id, state, values))
+            if taken and state == TrialState.RUNNING:
+                self._own(trial_id)
+        return taken
+
+    def _own(self, trial_id: int) -> None:
+        """Remember a trial this process runs, and give it a heartbeat from its first moment.
+
+        Optuna's stale check ignores a trial that never beat, so a process killed before its
+        heartbeat thread started would leave the trial RUNNING forever.
+        """
+        self.created.append(trial_id)
+        if self.heartbeat_interval is not None:
+            super().record_heartbeat(trial_id)
 
     def record_heartbeat(self, trial_id: int) -> None:
         """Beat for a running trial, or, once this process has stopped, end the beating thread.
@@ -48,7 +91,17 @@ class TrackingRDBStorage(RDBStorage):
         """
         if self.stopped:
             raise SystemExit
-        super().record_heartbeat(trial_id)
+        self.ridden(lambda: RDBStorage.record_heartbeat(self, trial_id))
+
+    def ridden(self, call: Callable[[], T]) -> T:
+        """call(), retried through a database outage for up to the grace period.
+
+        A trial silent that long is failed and retried by the other workers anyway; a shorter
+        outage costs no work. Without heartbeats (a command that only reads) there is no retry.
+        """
+        if not (self.heartbeat_interval and self.grace_period) or self.stopped:
+            return call()
+        return ride_out(self.grace_period)(call)
 
     def fail_own_running(self) -> list[int]:
         """Mark this process's trials that are still RUNNING as failed, and stop beating for them.
@@ -77,9 +130,24 @@ class TrackingRDBStorage(RDBStorage):
         return True
 
 
-def _any_error(exc: Exception) -> bool:
-    """Any failure to fail a trial is worth another try before giving up."""
-    return True
+def _riding(name: str) -> Callable[..., Any]:
+    """RDBStorage's method `name`, ridden through outages (see RIDDEN)."""
+    method = getattr(RDBStorage, name)
+
+    @functools.wraps(method)
+    def wrapper(self: TrackingRDBStorage, *args: Any, **kwargs: Any) -> Any:
+        return self.ridden(lambda: method(self, *args, **kwargs))
+
+    return wrapper
+
+
+for _name in RIDDEN:
+    setattr(TrackingRDBStorage, _name, _riding(_name))
+
+
+def _any_error(exc: BaseException) -> bool:
+    """Any failure to fail a trial is worth another try before giving up (not Ctrl-C)."""
+    return isinstance(exc, Exception)
 
 
 @contextmanager

@@ -91,8 +91,11 @@ def create_study(spec: StudySpec, opts: RunOptions) -> RunSummary:
     """Create (or update the total of) a study without running trials."""
     import optuna
 
+    from hpsearch.study._optimize import fail_stale  # which imports this module
+
     spec = with_overrides(spec, opts)
     target = require_total(opts.trials)
     storage = connect(spec, opts)
+    fail_stale(storage, spec.name)
     ensure_study(storage, spec, target, dataclasses.replace(opts, hash_data=False))
     return summarize(optuna.load_study(study_name=spec.name, storage=storage), target, 0)

@@ -149,62 +149,115 @@ def optimize_until(
     notify: Callable[[str], None],
     url: str,
 ) -> None:
-    """study.optimize up to `target` finished trials, retrying when the database drops out.
+    """study.optimize up to `target` finished trials, starting over when the database drops out.
 
-    A trial cut off by an outage stays RUNNING until its heartbeat goes stale; then Optuna
-    marks it failed and RetryHeartbeatStaleTrialCallback queues it again.
+    A trial's own storage calls ride out an outage shorter than the grace period; a longer one
+    fails it, and once its heartbeat is stale Optuna queues it again
+    (RetryHeartbeatStaleTrialCallback). Starting a trial during an outage is retried here.
     """
+    import tenacity
+
+    from hpsearch.storages._retry import is_outage, outage_cause
+
+    def say(state: tenacity.RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome else None
+        cause = type(outage_cause(error) if error else None).__name__
+        notify(f"database unavailable ({cause}); retrying in {RETRY_DELAY_S:g} s")
+
+    deadline = None if timeout is None else time.monotonic() + timeout
+    retrying = tenacity.Retrying(
+        retry=tenacity.retry_if_exception(is_outage),
+        stop=tenacity.stop_after_attempt(MAX_STORAGE_RETRIES + 1),
+        wait=tenacity.wait_fixed(RETRY_DELAY_S),
+        before_sleep=say,
+        reraise=True,
+    )
+    try:
+        retrying(_to_total, study, objective, target, deadline, callbacks)
+    except Exception as exc:
+        if not is_outage(exc):
+            raise
+        raise StorageError(
+            f"lost the database at {masked(url)} {MAX_STORAGE_RETRIES + 1} times; check the "
+            "server, then run the same study again to resume"
+        ) from exc
+
+
+def _to_total(
+    study: optuna.Study,
+    objective: Objective,
+    target: int,
+    deadline: float | None,
+    callbacks: list[Callback],
+) -> None:
+    """Optimize until the total, then until no dead worker's trial is left RUNNING."""
     import optuna
 
     from hpsearch.objectives._runner import TrialFailed
 
-    deadline = None if timeout is None else time.monotonic() + timeout
     stop = optuna.study.MaxTrialsCallback(target, states=finished_states())
-    for attempt in range(MAX_STORAGE_RETRIES + 1):
+    while True:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        try:
-            if len(study.get_trials(deepcopy=False, states=finished_states())) >= target:
-                return  # the callback stops only after a trial: a late worker must not start one
-            study.optimize(
-                objective,
-                timeout=remaining,
-                callbacks=[stop, *callbacks],
-                catch=(TrialFailed,),  # stored as FAIL with its error; the study goes on
-            )
+        if at_total(study, target):
+            return  # the callback stops only after a trial: a late worker must not start one
+        study.optimize(
+            objective,
+            timeout=remaining,
+            callbacks=[stop, *callbacks],
+            catch=(TrialFailed,),  # stored as FAIL with its error; the study goes on
+        )
+        if remaining == 0.0 or not settle(study):
             return
-        except Exception as exc:
-            cause = _storage_cause(exc)
-            if cause is None:
-                raise
-            if attempt == MAX_STORAGE_RETRIES:
-                raise StorageError(
-                    f"lost the database at {masked(url)} {attempt} times; check the server, then "
-                    "run the same study again to resume"
-                ) from exc
-            notify(
-                f"database unavailable ({type(cause).__name__}); retrying in {RETRY_DELAY_S:g} s"
-            )
-            time.sleep(RETRY_DELAY_S)
 
 
-def _storage_cause(exc: BaseException) -> BaseException | None:
-    """The database error behind an exception, if any (Optuna may wrap or mask it)."""
-    import optuna
-    import sqlalchemy.exc
+def at_total(study: optuna.Study, target: int) -> bool:
+    """The study holds its total, and no retry of a dead worker's trial is queued."""
+    from optuna.trial import TrialState
 
-    kinds = (
-        optuna.exceptions.StorageInternalError,
-        sqlalchemy.exc.OperationalError,
-        sqlalchemy.exc.InterfaceError,
+    queued = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
+    return not queued and len(study.get_trials(deepcopy=False, states=finished_states())) >= target
+
+
+def settle(study: optuna.Study) -> bool:
+    """At the total: wait until no trial is left RUNNING by a dead worker; True to run retries.
+
+    A trial whose worker died goes stale within the grace period; it is then failed and its
+    retry queued, which this process runs. A live trial is its own worker's to finish.
+    """
+    from optuna.trial import TrialState
+
+    from hpsearch.storages._rdb import fail_stale_trials
+
+    storage = study._storage
+    interval = (
+        storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
     )
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        if isinstance(current, kinds):
-            return current
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return None
+    if interval is None:
+        return False
+    grace = getattr(getattr(storage, "_backend", storage), "grace_period", None) or 2 * interval
+    deadline = time.monotonic() + grace + 2 * interval
+    while True:
+        fail_stale_trials(study)
+        states = (TrialState.RUNNING, TrialState.WAITING)
+        left = study.get_trials(deepcopy=False, states=states)
+        if any(t.state == TrialState.WAITING for t in left):
+            return True
+        if not left or time.monotonic() > deadline:
+            return False
+        time.sleep(min(interval, 1.0))
+
+
+def fail_stale(storage: optuna.storages.BaseStorage, name: str) -> None:
+    """Fail, and queue again, the trials of dead workers: at start, before saying finished."""
+    import optuna
+
+    from hpsearch.storages._rdb import fail_stale_trials
+
+    try:
+        study = optuna.load_study(study_name=name, storage=storage)
+    except KeyError:
+        return  # no such study yet
+    fail_stale_trials(study)
 
 
 def write_note(message: str) -> None:

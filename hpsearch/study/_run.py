@@ -13,9 +13,9 @@ from hpsearch.spec import StudySpec, load_spec
 from hpsearch.storages._rdb import DEFAULT_STORAGE, masked, stored_direction
 from hpsearch.study._connect import connect
 from hpsearch.study._create import create_study, ensure_study
-from hpsearch.study._optimize import optimize, prepare, write_note
+from hpsearch.study._optimize import fail_stale, optimize, prepare, write_note
 from hpsearch.study._options import RunOptions, check_options, require_total, with_overrides
-from hpsearch.study._summary import RunSummary, finished_count, stored_summary, study_attrs
+from hpsearch.study._summary import RunSummary, done, stored_summary, study_attrs
 
 if TYPE_CHECKING:
     from hpsearch.objectives._runner import ObjectiveFn
@@ -225,7 +225,8 @@ def run_here(
     check_options(opts)
     objective = prepare(spec, opts)  # a bad device or data set fails before any file exists
     storage = connect(spec, opts)
-    if finished_count(storage, spec.name) >= target:
+    fail_stale(storage, spec.name)  # a dead worker's RUNNING trial: failed, and its retry queued
+    if done(storage, spec.name, target):
         ensure_study(storage, spec, target, opts)
         return stored_summary(storage, spec.name, target, 0.0)
     return optimize(spec, opts, storage, target, notify or write_note, objective)
@@ -237,6 +238,7 @@ def join_here(
     """Join an existing study in this process and run trials until its recorded total."""
     spec = with_overrides(spec, opts)
     storage = connect(spec, opts, create=False)  # a worker joins; it never starts a database
+    fail_stale(storage, spec.name)
     attrs = study_attrs(storage, spec.name)
     if not attrs and stored_direction(storage, spec.name) is None:
         raise StorageError(

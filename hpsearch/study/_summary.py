@@ -80,6 +80,14 @@ def finished_count(storage: optuna.storages.RDBStorage, name: str) -> int:
     return count_trials(storage, name, finished_states())
 
 
+def done(storage: optuna.storages.RDBStorage, name: str, target: int) -> bool:
+    """The study holds its total and no queued retry of a failed trial waits to run."""
+    from optuna.trial import TrialState
+
+    queued = count_trials(storage, name, (TrialState.WAITING,))
+    return not queued and finished_count(storage, name) >= target
+
+
 def count_trials(
     storage: optuna.storages.RDBStorage, name: str, states: tuple[TrialState, ...] | None
 ) -> int:

@@ -19,8 +19,9 @@ from hpsearch.errors import INTERRUPTED_EXIT, HPSearchError, UsageError, arg
 from hpsearch.spec import StudySpec
 from hpsearch.study._connect import connect
 from hpsearch.study._create import ensure_study
+from hpsearch.study._optimize import fail_stale
 from hpsearch.study._options import RunOptions, require_total, with_overrides
-from hpsearch.study._summary import RunSummary, finished_count, stored_summary
+from hpsearch.study._summary import RunSummary, done, stored_summary
 
 POLL_S = 1.0
 STOP_GRACE_S = 30.0
@@ -146,7 +147,8 @@ def run_parallel(spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan]) -> 
     storage = connect(spec, opts)  # and before any file is created
     ensure_study(storage, spec, target, opts)
     started = time.perf_counter()
-    if finished_count(storage, spec.name) >= target:
+    fail_stale(storage, spec.name)
+    if done(storage, spec.name, target):
         return stored_summary(storage, spec.name, target, 0.0)  # nothing to do: start no worker
     procs = [_spawn(spec, opts, plan) for plan in plans]
     try:

@@ -64,8 +64,8 @@ def test_a_generated_three_class_folder_trains_and_reports(
     assert [t.state.name for t in trials] == ["COMPLETE", "COMPLETE"]
     report = cli("report", *run, "-o", str(tmp_path / "report"))
     assert report.exit_code == 0, report.output
-    results = optuna.load_study(study_name="shapes", storage=storage_url).user_attrs
-    (record,) = results["test_results"].values()
+    study = optuna.load_study(study_name="shapes", storage=storage_url)
+    record = study.user_attrs[f"test_results:{study.best_trial.number}"]
     assert record["classes"] == ["left", "right", "top"]
     assert sum(map(sum, record["confusion"])) == 12  # a fifth of 60 images held out
 

@@ -338,7 +338,7 @@ def test_report_uses_the_test_function_once_and_says_when_there_is_none(
     assert 'id="test-accuracy"' in page and "<td>loss</td>" in page
     assert not (out / "confusion_matrix.png").exists()  # toy's test returns no matrix
     stored_study = optuna.load_study(study_name="toy-study", storage=storage_url)
-    record = stored_study.user_attrs["test_results"][str(stored_study.best_trial.number)]
+    record = stored_study.user_attrs[f"test_results:{stored_study.best_trial.number}"]
     assert set(record["metrics"]) == {"accuracy", "loss"} and record["metrics"]["accuracy"] > 0.8
     again = cli("report", "--study", str(study), "--storage", storage_url, "-o", str(out))
     assert "(as recorded)" in again.output

@@ -306,3 +306,49 @@ def test_ranges_on_a_non_narrowing_study(
     cli("run", "--study", str(study), "--trials", "1", "--storage", storage_url)
     result = cli("ranges", "--study", str(study), "--storage", storage_url)
     assert result.exit_code != 0 and "has no narrowing rounds" in result.output
+
+
+def test_best_values_outside_the_previous_range_keep_it(tmp_path: Path) -> None:
+    """Seen: dropout best at 0.4 with the previous range 0.1-0.2 gave a sliver, 0.2-0.2."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from hpsearch.samplers._narrowing import RoundRanges, initial_ranges, next_round
+
+    spec = bowl_spec(tmp_path, extra="min_keep = 2\nmin_complete = 1")
+    search = {"dropout": spec.search["dropout"]}
+    dist = {"dropout": FloatDistribution(0.1, 0.5, step=0.1)}
+    done = TrialState.COMPLETE
+    best = [
+        create_trial(params={"dropout": 0.4}, distributions=dist, value=value, state=done)
+        for value in (0.9, 0.8)
+    ]
+    first = RoundRanges(0, initial_ranges(search))
+    previous = RoundRanges(1, {"dropout": {"low": 0.1, "high": 0.2}})
+    rnd = next_round(previous, first, best, search, spec.sampler, maximize=True)
+    assert rnd.ranges["dropout"] == {"low": 0.1, "high": 0.2}
+    assert any("best values 0.4 lie outside round 1's range" in note for note in rnd.notes)
+
+
+def test_a_retry_draws_a_parameter_its_original_never_reached_from_its_round(
+    tmp_path: Path,
+) -> None:
+    """Not from the whole allowed domain: the inherited round's range."""
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import TrialState, create_trial
+
+    from hpsearch.samplers._factory import make_sampler
+
+    spec = bowl_spec(tmp_path, per_round=5)
+    sampler = make_sampler(spec, spec.seed, 5)
+    narrow = {"low": 1e-3, "high": 1.1e-3}
+    retry = create_trial(
+        state=TrialState.WAITING,
+        user_attrs={"narrowing_round": 1, "narrowing_ranges": {"lr": narrow}},
+        system_attrs={"failed_trial": 7},
+    )
+    retry.number = 40  # round 8 by number; this process never computed round 8
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    dist = FloatDistribution(1e-5, 1e-1, log=True)
+    drawn = [sampler.sample_independent(study, retry, "lr", dist) for _ in range(5)]
+    assert all(narrow["low"] <= value <= narrow["high"] for value in drawn)

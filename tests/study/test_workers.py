@@ -241,27 +241,52 @@ def test_ctrl_c_to_a_worker_reads_as_an_interrupt(tmp_path: Path) -> None:
     assert trials_of(url)[running.number].state.name == "FAIL"
 
 
-@pytest.mark.slow
-def test_postgres_restart_mid_study(tmp_path: Path) -> None:
+def postgres_server() -> tuple[str, list[str], str]:
+    """The CI PostgreSQL server's URL, its pg_ctl command line and its data folder."""
     url = postgres_url()
     pg_ctl, pg_data = os.environ.get("HPSEARCH_TEST_PGCTL"), os.environ.get("HPSEARCH_TEST_PGDATA")
     if not (url and pg_ctl and pg_data):
         pytest.skip("needs the CI PostgreSQL server (HPSEARCH_TEST_POSTGRES, _PGCTL, _PGDATA)")
+    return url, pg_ctl.split(), pg_data
+
+
+def restart_postgres(pg_ctl: list[str], pg_data: str, down_s: float) -> None:
+    """Stop the server (fast: connections are cut), stay down `down_s` seconds, start it."""
+    subprocess.run(
+        [*pg_ctl, "-D", pg_data, "-m", "fast", "-w", "stop"], check=True, capture_output=True
+    )
+    time.sleep(down_s)
+    log = str(Path(pg_data).parent / "log")
+    subprocess.run(
+        [*pg_ctl, "-D", pg_data, "-w", "-l", log, "start"], check=True, capture_output=True
+    )
+
+
+@pytest.mark.slow
+def test_a_short_postgres_restart_mid_epoch_costs_no_trial(tmp_path: Path) -> None:
+    """Reports and attributes ride out an outage shorter than the grace period."""
+    url, pg_ctl, pg_data = postgres_server()
+    name = f"blip{uuid.uuid4().hex[:8]}"
+    path = study_file(tmp_path, epochs=15, name=name)
+    proc = run_study_cli(path, 3, "--heartbeat", "1", "--grace-period", "20", storage=url)
+    wait_for_running(url, name=name)
+    restart_postgres(pg_ctl, pg_data, 1.0)
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    trials = trials_of(url, name)
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 3, out  # none failed, none redone
+
+
+@pytest.mark.slow
+def test_postgres_restart_mid_study(tmp_path: Path) -> None:
+    """Down longer than the grace period: the trial fails, the run goes on and finishes."""
+    url, pg_ctl, pg_data = postgres_server()
     name = f"restart{uuid.uuid4().hex[:8]}"
     path = study_file(tmp_path, epochs=15, name=name)
     beat = ("--heartbeat", "1", "--grace-period", "3")
     proc = run_study_cli(path, 5, *beat, storage=url)
     wait_for_running(url, name=name)
-    subprocess.run(
-        [*pg_ctl.split(), "-D", pg_data, "-m", "fast", "-w", "stop"],
-        check=True,
-        capture_output=True,
-    )
-    time.sleep(3)
-    log = str(Path(pg_data).parent / "log")
-    subprocess.run(
-        [*pg_ctl.split(), "-D", pg_data, "-w", "-l", log, "start"], check=True, capture_output=True
-    )
+    restart_postgres(pg_ctl, pg_data, 6.0)
     out = finish(proc)
     assert proc.returncode == 0, out
     assert "database unavailable" in out

@@ -1,0 +1,20 @@
+"""A user's objective that takes its time: each epoch sleeps, longer for the trials named slow.
+
+Fault tests start real `hpsearch worker` processes on it and kill them at chosen moments.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import hpsearch
+
+
+def objective(params: dict[str, Any], ctx: hpsearch.TrialContext) -> float:
+    """Report a value that depends on x for each epoch, after sleeping."""
+    slow = ctx.trial_number in ctx.config.get("slow_trials", [])
+    for epoch in range(1, ctx.max_epochs + 1):
+        time.sleep(ctx.config["slow_epoch" if slow else "epoch"])
+        ctx.report(epoch, score=-((params["x"] - 0.3) ** 2) - 0.1 / epoch)
+    return -((params["x"] - 0.3) ** 2)

@@ -1,0 +1,245 @@
+"""Workers that die, wait or are interrupted: no trial lost, stranded RUNNING or stalled.
+
+Real `hpsearch` processes, real kill -9 and SIGINT, on SQLite with a 1 s heartbeat and a 3 s
+grace period.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+
+from hpsearch.storages._rdb import open_storage
+from hpsearch.storages._tracking import TrackingRDBStorage
+
+SLEEPY = Path(__file__).with_name("sleepy.py")
+BEAT = ("--heartbeat", "1", "--grace-period", "3")
+STUDY = """\
+seed = 1
+[objective]
+entry = "sleepy.py:objective"
+metric = "score"
+direction = "maximize"
+max_epochs = 2
+[objective.config]
+epoch = {epoch}
+slow_epoch = {slow_epoch}
+slow_trials = {slow_trials}
+[search]
+x = {{ low = 0.0, high = 1.0 }}
+[sampler]
+kind = "{sampler}"
+{sampler_keys}
+[pruner]
+kind = "{pruner}"
+"""
+
+
+@pytest.fixture
+def sleepy(tmp_path: Path) -> Callable[..., Path]:
+    """A study file of the sleepy objective, with its code beside it."""
+
+    def write(
+        epoch: float = 0.05,
+        slow_epoch: float = 0.05,
+        slow_trials: tuple[int, ...] = (),
+        sampler: str = "random",
+        sampler_keys: str = "",
+        pruner: str = "none",
+    ) -> Path:
+        shutil.copy(SLEEPY, tmp_path / "sleepy.py")
+        path = tmp_path / "sleepy.toml"
+        path.write_text(
+            STUDY.format(
+                epoch=epoch,
+                slow_epoch=slow_epoch,
+                slow_trials=list(slow_trials),
+                sampler=sampler,
+                sampler_keys=sampler_keys,
+                pruner=pruner,
+            )
+        )
+        return path
+
+    return write
+
+
+def hpsearch(*args: str, url: str) -> subprocess.Popen[str]:
+    """The real CLI in its own process, quiet, with the study's storage."""
+    env = dict(os.environ, HPSEARCH_STORAGE=url, HPSEARCH_OFFLINE="1")
+    cmd = [sys.executable, "-m", "hpsearch", *args]
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+
+
+def worker(study: Path, url: str, beat: tuple[str, ...] = BEAT) -> subprocess.Popen[str]:
+    """`hpsearch worker` on the CPU with a fast heartbeat."""
+    args = ["worker", "--study", str(study), "--device", "cpu", "--no-progress", *beat]
+    return hpsearch(*args, url=url)
+
+
+def trials(url: str) -> list[optuna.trial.FrozenTrial]:
+    """Every stored trial of the sleepy study."""
+    return optuna.load_study(study_name="sleepy", storage=open_storage(url)).trials
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll until `check()` holds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def finish(proc: subprocess.Popen[str], timeout: float = 120.0) -> str:
+    """The process's output once it exits, which must be 0."""
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, out
+    return out
+
+
+def create(study: Path, url: str, total: int) -> None:
+    """`hpsearch create` the study with its total."""
+    finish(hpsearch("create", "--study", str(study), "--trials", str(total), url=url))
+
+
+@pytest.mark.slow
+def test_a_worker_killed_while_waiting_at_a_round_boundary_stalls_nothing(
+    sleepy: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Its trial beats while it waits, goes stale when it dies, is failed and retried."""
+    url = f"sqlite:///{tmp_path / 'faults.db'}"
+    study = sleepy(slow_epoch=3.0, slow_trials=(0,), sampler="narrowing",
+                   sampler_keys="trials_per_round = 2\nmin_complete = 1\nmin_keep = 1")  # fmt: skip
+    create(study, url, 6)
+    first = worker(study, url)
+    wait_until(lambda: bool(trials(url)))  # trial 0, the slow one
+    second = worker(study, url)  # trial 1, then trial 2 waits for trial 0 at round 1's start
+
+    def waiting() -> bool:
+        found = [t for t in trials(url) if t.number == 2 and t.state.name == "RUNNING"]
+        return bool(found) and "narrowing_round" not in found[0].user_attrs
+
+    wait_until(waiting)
+    second.kill()  # kill -9 while it waits inside the new trial
+    second.communicate()
+    started = time.monotonic()
+    finish(first)
+    stored = trials(url)
+    assert not [t for t in stored if t.state.name == "RUNNING"]
+    assert stored[2].state.name == "FAIL"
+    retry = [t for t in stored if t.system_attrs.get("failed_trial") == 2]
+    assert retry and retry[0].state.name == "COMPLETE"
+    assert sum(t.state.name == "COMPLETE" for t in stored) >= 6
+    assert time.monotonic() - started < 45  # wait_timeout is 600 s: nothing waited for it
+
+
+@pytest.mark.slow
+def test_a_slow_live_trial_at_a_boundary_gives_every_worker_the_same_ranges(
+    sleepy: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Round 1 is computed once and stored; every trial of it records those ranges."""
+    url = f"sqlite:///{tmp_path / 'faults.db'}"
+    keys = "trials_per_round = 3\nmin_complete = 1\nmin_keep = 1\nwait_timeout = 1"
+    study = sleepy(slow_epoch=2.0, slow_trials=(0,), sampler="narrowing", sampler_keys=keys)
+    create(study, url, 9)
+    procs = [worker(study, url) for _ in range(3)]
+    for proc in procs:
+        finish(proc)
+    stored = trials(url)
+    by_round: dict[int, list[dict[str, object]]] = {}
+    for trial in stored:
+        by_round.setdefault(trial.user_attrs["narrowing_round"], []).append(
+            trial.user_attrs["narrowing_ranges"]
+        )
+    assert len(by_round) >= 3  # three workers may overshoot the total into round 3
+    for ranges in by_round.values():
+        assert all(r == ranges[0] for r in ranges)  # identical within each round
+    attrs = optuna.load_study(study_name="sleepy", storage=url).user_attrs
+    assert attrs["narrowing_round:1"]["ranges"] == by_round[1][0]
+
+
+@pytest.mark.slow
+def test_narrowing_under_hyperband_ranks_the_whole_study(
+    sleepy: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Hyperband hands the sampler one bracket's trials; the round is still made from all."""
+    url = f"sqlite:///{tmp_path / 'faults.db'}"
+    keys = "trials_per_round = 6\nmin_complete = 100"  # keeps the ranges, and says from how many
+    study = sleepy(sampler="narrowing", sampler_keys=keys, pruner="hyperband")
+    finish(hpsearch("run", "--study", str(study), "--trials", "7", "--no-progress", url=url))
+    notes = trials(url)[6].user_attrs["narrowing_notes"]
+    assert any("of 6 earlier trials completed" in note for note in notes), notes
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage:UserWarning")  # ask() outside optimize
+def test_a_trial_belongs_to_the_process_that_runs_it(tmp_path: Path) -> None:
+    """A retry queued by one worker and run by another is not failed by the first's Ctrl-C."""
+    url = f"sqlite:///{tmp_path / 'own.db'}"
+    queuer, runner = (open_storage(url, heartbeat=1, grace_period=3) for _ in range(2))
+    assert isinstance(queuer, TrackingRDBStorage) and isinstance(runner, TrackingRDBStorage)
+    study = optuna.create_study(study_name="own", storage=queuer)
+    study.enqueue_trial({"x": 0.5})  # as the stale-trial retry queues one: WAITING
+    taken = optuna.load_study(study_name="own", storage=runner).ask()  # the runner takes it
+    assert queuer.fail_own_running() == []  # the queuer's Ctrl-C: nothing of its own runs
+    assert runner.get_trial(taken._trial_id).state.name == "RUNNING"
+    assert runner.fail_own_running() == [taken._trial_id]
+
+
+@pytest.mark.slow
+def test_a_worker_killed_near_the_total_leaves_nothing_running(
+    sleepy: Callable[..., Path], tmp_path: Path
+) -> None:
+    """The survivor reaches the total first, then waits out the grace period for the dead trial.
+
+    Optuna checks for stale trials only when a trial starts; here the last one starts before
+    the dead worker's trial goes stale, so only the check at the total catches it.
+    """
+    url = f"sqlite:///{tmp_path / 'faults.db'}"
+    beat = ("--heartbeat", "1", "--grace-period", "5")
+    study = sleepy(slow_epoch=4.0, slow_trials=(0, 1))
+    create(study, url, 2)
+    first = worker(study, url, beat)  # trial 0: two slow epochs
+    wait_until(lambda: any(t.state.name == "RUNNING" for t in trials(url)))
+    second = worker(study, url, beat)  # trial 1, while the first is busy
+    wait_until(lambda: len(trials(url)) == 2 and bool(trials(url)[0].intermediate_values))
+    second.kill()  # trial 1 is left RUNNING; trial 0 ends in under 4 s, before it goes stale
+    second.communicate()
+    finish(first)
+    stored = trials(url)
+    assert not [t for t in stored if t.state.name == "RUNNING"]
+    assert stored[1].state.name == "FAIL"
+    retry = [t for t in stored if t.system_attrs.get("failed_trial") == 1]
+    assert retry and retry[0].state.name == "COMPLETE"
+
+
+@pytest.mark.slow
+def test_run_at_its_total_fails_a_stale_trial_and_runs_its_retry(
+    sleepy: Callable[..., Path], tmp_path: Path
+) -> None:
+    """A dead worker's RUNNING trial is cleaned up when the next command starts."""
+    url = f"sqlite:///{tmp_path / 'faults.db'}"
+    study = sleepy(slow_epoch=30.0, slow_trials=(2,))
+    create(study, url, 3)
+    lone = worker(study, url)
+    wait_until(lambda: any(t.number == 2 and t.state.name == "RUNNING" for t in trials(url)))
+    lone.kill()
+    lone.communicate()
+    time.sleep(4)  # past the grace period
+    out = finish(hpsearch(
+        "run", "--study", str(study), "--trials", "2", "--no-progress", *BEAT, url=url
+    ))  # fmt: skip
+    stored = trials(url)
+    assert stored[2].state.name == "FAIL", out
+    assert stored[-1].system_attrs.get("failed_trial") == 2
+    assert stored[-1].state.name == "COMPLETE"
+    assert not [t for t in stored if t.state.name == "RUNNING"]
