@@ -7,7 +7,8 @@ or restarts things at chosen moments, and reads the outcome from storage:
 - lost: parameter sets whose trial failed and was never completed by a retry
 - stranded: trials left RUNNING at the end
 - redone: retries of failed trials (work done twice)
-- stall: the longest stretch with no trial finishing, against the grace period
+- stall: after a kill, the seconds until the dead worker's trial was failed (the grace period
+  plus at most a poll); otherwise the longest gap between two trials finishing
 
     python benchmarks/faults.py          # PostgreSQL scenarios too when HPSEARCH_TEST_POSTGRES,
                                          # HPSEARCH_TEST_PGCTL and HPSEARCH_TEST_PGDATA are set
@@ -15,6 +16,7 @@ or restarts things at chosen moments, and reads the outcome from storage:
 
 from __future__ import annotations
 
+import datetime
 import itertools
 import os
 import subprocess
@@ -96,8 +98,11 @@ def worker(study: Path, url: str, beat: tuple[str, ...] = BEAT) -> subprocess.Po
 
 
 def trials(url: str) -> list[optuna.trial.FrozenTrial]:
-    """The sleepy study's trials."""
-    return optuna.load_study(study_name="sleepy", storage=open_storage(url)).trials
+    """The sleepy study's trials (none while it is still being created)."""
+    try:
+        return optuna.load_study(study_name="sleepy", storage=open_storage(url)).trials
+    except KeyError:
+        return []
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 120.0) -> None:
@@ -109,7 +114,7 @@ def wait_until(check: Callable[[], bool], timeout: float = 120.0) -> None:
         time.sleep(0.1)
 
 
-def outcome(url: str) -> dict[str, float]:
+def outcome(url: str, killed_at: datetime.datetime | None = None) -> dict[str, float]:
     """Lost, stranded, redone and the longest stretch with nothing finishing."""
     stored = trials(url)
     completed = {t.number for t in stored if t.state.name in ("COMPLETE", "PRUNED")}
@@ -125,9 +130,10 @@ def outcome(url: str) -> dict[str, float]:
             retry = retried.get(retry.number)
         lost += retry is None
     ends = sorted(t.datetime_complete for t in stored if t.datetime_complete)
-    starts = [t.datetime_start for t in stored if t.datetime_start]
-    marks = sorted([min(starts), *ends]) if starts else []
-    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(marks)]
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(ends)]
+    if killed_at is not None:  # how long the dead worker's trial went unnoticed
+        failed = [t.datetime_complete for t in stored if t.state.name == "FAIL"]
+        gaps = [(min(f for f in failed if f) - killed_at).total_seconds()] if failed else []
     return {
         "finished": len(completed),
         "unique": len({t.params.get("x") for t in stored if t.number in completed}),
@@ -153,9 +159,10 @@ def boundary_kill(folder: Path, url: str) -> dict[str, float]:
     second = worker(study, url)
     wait_until(lambda: any(waiting_at_boundary(t) for t in trials(url)))
     second.kill()
+    killed_at = datetime.datetime.now()  # Optuna stores naive local times
     second.wait()
     first.wait(timeout=300)
-    return outcome(url)
+    return outcome(url, killed_at)
 
 
 def slow_at_boundary(folder: Path, url: str) -> dict[str, float]:
@@ -186,9 +193,10 @@ def killed_near_total(folder: Path, url: str) -> dict[str, float]:
     second = worker(study, url, beat)
     wait_until(lambda: len(trials(url)) == 2 and bool(trials(url)[0].intermediate_values))
     second.kill()
+    killed_at = datetime.datetime.now()  # Optuna stores naive local times
     second.wait()
     first.wait(timeout=300)
-    return outcome(url)
+    return outcome(url, killed_at)
 
 
 def postgres_restart(folder: Path, url: str, down_s: float) -> dict[str, float]:
