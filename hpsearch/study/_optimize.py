@@ -196,6 +196,7 @@ def _to_total(
     from hpsearch.objectives._runner import TrialFailed
 
     stop = optuna.study.MaxTrialsCallback(target, states=finished_states())
+    requeue_cut_off(study)  # after an outage: this process's trials it failed
     while True:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         if at_total(study, target):
@@ -208,6 +209,28 @@ def _to_total(
         )
         if remaining == 0.0 or not settle(study):
             return
+
+
+def requeue_cut_off(study: optuna.Study) -> None:
+    """Queue again this process's trials that a database outage failed (they have no error).
+
+    A trial cut off by an outage longer than the grace period is told FAIL when the database
+    returns; unlike a dead worker's trial it goes stale never, so nothing else retries it.
+    """
+    from optuna.storages import RetryFailedTrialCallback
+    from optuna.trial import TrialState
+
+    backend = getattr(study._storage, "_backend", study._storage)
+    own = set(getattr(backend, "created", ()))
+    if not own:
+        return
+    trials = study.get_trials(deepcopy=False)
+    retried = {t.system_attrs.get("failed_trial") for t in trials}
+    retry = RetryFailedTrialCallback(max_retry=3)
+    for trial in trials:
+        cut_off = trial.state == TrialState.FAIL and _keys.ERROR not in trial.user_attrs
+        if cut_off and trial._trial_id in own and trial.number not in retried:
+            retry(study, trial)
 
 
 def at_total(study: optuna.Study, target: int) -> bool:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -243,3 +244,52 @@ def test_run_at_its_total_fails_a_stale_trial_and_runs_its_retry(
     assert stored[-1].system_attrs.get("failed_trial") == 2
     assert stored[-1].state.name == "COMPLETE"
     assert not [t for t in stored if t.state.name == "RUNNING"]
+
+
+QUEUER = """\
+import signal, sys, time
+import optuna
+from hpsearch.storages._rdb import fail_stale_trials, open_storage
+
+storage = open_storage(sys.argv[1], heartbeat=1, grace_period=3)
+study = optuna.load_study(study_name="sleepy", storage=storage)
+
+
+def stop(signum, frame):
+    storage.fail_own_running()  # what a worker's Ctrl-C does
+    sys.exit(130)
+
+
+signal.signal(signal.SIGINT, stop)
+fail_stale_trials(study)  # queues the dead trial's retry: this process creates it
+print("queued", flush=True)
+time.sleep(120)
+"""
+
+
+@pytest.mark.slow
+def test_a_workers_ctrl_c_spares_the_retry_another_worker_runs(
+    sleepy: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Seen: B queued a dead trial's retry, C ran it, Ctrl-C to B failed C's trial."""
+    url = f"sqlite:///{tmp_path / 'faults.db'}"
+    study = sleepy(slow_epoch=2.0, slow_trials=(0, 1))
+    create(study, url, 1)
+    dead = worker(study, url)
+    wait_until(lambda: any(t.state.name == "RUNNING" for t in trials(url)))
+    dead.kill()  # trial 0 stays RUNNING until its heartbeat is stale
+    dead.communicate()
+    time.sleep(4)
+    (tmp_path / "queuer.py").write_text(QUEUER)
+    queuer = subprocess.Popen(
+        [sys.executable, str(tmp_path / "queuer.py"), url], stdout=subprocess.PIPE, text=True
+    )
+    assert queuer.stdout is not None and queuer.stdout.readline().strip() == "queued"
+    runner = worker(study, url)  # takes the queued retry (trial 1, two slow epochs)
+    wait_until(lambda: any(t.number == 1 and t.state.name == "RUNNING" for t in trials(url)))
+    queuer.send_signal(signal.SIGINT)
+    assert queuer.wait(timeout=30) == 130
+    out = finish(runner)
+    retry = trials(url)[1]
+    assert retry.system_attrs.get("failed_trial") == 0
+    assert retry.state.name == "COMPLETE", out

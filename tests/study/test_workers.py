@@ -288,6 +288,13 @@ def test_postgres_restart_mid_study(tmp_path: Path) -> None:
     wait_for_running(url, name=name)
     restart_postgres(pg_ctl, pg_data, 6.0)
     out = finish(proc)
+    failed = [t for t in trials_of(url, name) if t.state.name == "FAIL"]
+    assert failed, out  # down longer than the grace period: the running trial was cut off
+    for trial in failed:  # each cut-off trial's parameters were run again to completion
+        retries = [
+            t for t in trials_of(url, name) if t.system_attrs.get("failed_trial") == trial.number
+        ]
+        assert [t.state.name for t in retries] == ["COMPLETE"], out
     assert proc.returncode == 0, out
     assert "database unavailable" in out
     trials = trials_of(url, name)
