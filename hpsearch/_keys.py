@@ -20,6 +20,7 @@ PRUNED_AT_EPOCH = "pruned_at_epoch"
 ERROR = "error"  # a failed trial's exception, "Type: message"
 SEED = "seed"
 HOST = "host"
+WORKER = "worker"  # the worker's tag (`run --workers`: w0, w1, ...; `worker`: host-pid)
 DEVICE = "device"
 THREADS = "threads"
 WEIGHTS_ARTIFACT = "weights_artifact"  # the Optuna artifact id of the best epoch's weights

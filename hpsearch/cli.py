@@ -313,6 +313,45 @@ def best(study: str, storage: str) -> None:
 @main.command()
 @study_option
 @storage_option
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object, for scripts.")
+@click.option("--watch", is_flag=True, help="Refresh in place every few seconds until Ctrl-C.")
+@click.option(
+    "--grace-period",
+    type=click.FloatRange(min=0, min_open=True),
+    default=60,
+    show_default=True,
+    help="A running trial whose heartbeat is older than this is marked stale.",
+)
+@translate_errors
+def status(study: str, storage: str, as_json: bool, watch: bool, grace_period: float) -> None:
+    """Show finished/total, the best value, the rate, each running trial and recent failures."""
+    import json
+    import time
+
+    from hpsearch.reporting._status import status_lines, study_status
+
+    spec, loaded = stored_study(study, storage)
+    try:
+        while True:
+            now = study_status(loaded, spec.metric, grace_period)
+            text = json.dumps(now) if as_json else "\n".join(status_lines(now))
+            if watch and sys.stdout.isatty():
+                click.echo("\x1b[H\x1b[2J", nl=False)  # in place: home and clear the screen
+            click.echo(text)
+            if not watch:
+                return
+            time.sleep(WATCH_S)
+    except KeyboardInterrupt:
+        click.echo("stopped watching", err=True)
+        sys.exit(INTERRUPTED_EXIT)
+
+
+WATCH_S = 3.0
+
+
+@main.command()
+@study_option
+@storage_option
 @translate_errors
 def ranges(study: str, storage: str) -> None:
     """Show how a narrowing study's ranges shrank, round by round."""

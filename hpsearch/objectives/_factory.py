@@ -70,10 +70,11 @@ def make_objective(
     device: torch.device,
     store: ArtifactStore | None = None,
     function: ObjectiveFn | None = None,
+    worker: str = "",
 ) -> Callable[[optuna.Trial], float]:
     """The Optuna objective of a study: its function (or `function`), with data checked first."""
     from hpsearch.objectives._runner import make_objective as wrap
 
     function = function or objective_function(spec)
     check_data(spec, data_dir, device)
-    return wrap(spec, function, data_dir, device, store)
+    return wrap(spec, function, data_dir, device, store, worker)

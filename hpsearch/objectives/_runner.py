@@ -65,11 +65,12 @@ def make_objective(
     data_dir: Path,
     device: torch.device,
     store: ArtifactStore | None = None,
+    worker: str = "",
 ) -> Callable[[optuna.Trial], float]:
     """The Optuna objective that runs `function` for each trial of the study."""
 
     def objective(trial: optuna.Trial) -> float:
-        return run_trial(trial, spec, function, data_dir, device, store)
+        return run_trial(trial, spec, function, data_dir, device, store, worker=worker)
 
     return objective
 
@@ -82,6 +83,7 @@ def run_trial(
     device: torch.device,
     store: ArtifactStore | None = None,
     params: Mapping[str, Any] | None = None,
+    worker: str = "",
 ) -> float:
     """Suggest (or take `params`), seed, call the function, and record the trial's attributes."""
     import optuna
@@ -89,7 +91,7 @@ def run_trial(
     chosen = dict(params) if params is not None else suggest_params(trial, spec)
     seed = trial_seed(spec.seed, trial.number)
     _seed_everything(seed, device)
-    _record_setting(trial, seed, device)
+    _record_setting(trial, seed, device, worker)
     config = spec.objective.config if spec.objective else {}
     ctx = TrialContext(
         trial, spec, device, seed, data_dir, spec.max_epochs, config, spec.metric, store
@@ -125,12 +127,15 @@ def _seed_everything(seed: int, device: torch.device) -> None:
         torch.backends.cudnn.benchmark = False
 
 
-def _record_setting(trial: optuna.Trial, seed: int, device: torch.device) -> None:
-    """Where and how the trial ran: what rerun needs to reproduce it."""
+def _record_setting(trial: optuna.Trial, seed: int, device: torch.device, worker: str) -> None:
+    """Where and how the trial ran: what rerun needs to reproduce it, and `status` shows."""
+    import os
+
     import torch
 
     trial.set_user_attr(_keys.SEED, seed)
     trial.set_user_attr(_keys.HOST, socket.gethostname())
+    trial.set_user_attr(_keys.WORKER, worker or f"pid {os.getpid()}")
     trial.set_user_attr(_keys.DEVICE, str(device))
     trial.set_user_attr(_keys.THREADS, torch.get_num_threads())
 

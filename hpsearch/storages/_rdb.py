@@ -165,6 +165,24 @@ def fail_stale_trials(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+def heartbeat_ages(storage: BaseStorage, trial_ids: list[int]) -> dict[int, float]:
+    """Seconds since each trial's last heartbeat, by the database's clock (absent: never beat)."""
+    import sqlalchemy
+    from optuna.storages import RDBStorage
+    from optuna.storages._rdb import models
+    from optuna.storages._rdb.storage import _create_scoped_session
+
+    backend = getattr(storage, "_backend", storage)
+    if not isinstance(backend, RDBStorage) or not trial_ids:
+        return {}
+    with _create_scoped_session(backend.scoped_session) as session:
+        now = session.execute(sqlalchemy.func.now()).scalar_one().replace(tzinfo=None)
+        rows = session.query(models.TrialHeartbeatModel).filter(
+            models.TrialHeartbeatModel.trial_id.in_(trial_ids)
+        )
+        return {row.trial_id: (now - row.heartbeat).total_seconds() for row in rows}
+
+
 def insert_once(storage: BaseStorage, study_id: int, key: str, value: Any) -> Any:
     """Add a study user attribute unless it exists, and return the stored value.
 

@@ -44,7 +44,7 @@ def prepare(spec: StudySpec, opts: RunOptions) -> Objective:
     set_threads(opts.threads)
     device = resolve_device(opts.device)
     store = store_for(opts.artifact_dir())
-    return make_objective(spec, opts.data_dir, device, store, opts.function)
+    return make_objective(spec, opts.data_dir, device, store, opts.function, opts.worker_tag)
 
 
 def open_study(

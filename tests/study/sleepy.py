@@ -13,6 +13,8 @@ import hpsearch
 
 def objective(params: dict[str, Any], ctx: hpsearch.TrialContext) -> float:
     """Report a value that depends on x for each epoch, after sleeping."""
+    if ctx.trial_number in ctx.config.get("fail_trials", []):
+        raise ValueError(f"planned failure in trial {ctx.trial_number}")
     slow = ctx.trial_number in ctx.config.get("slow_trials", [])
     for epoch in range(1, ctx.max_epochs + 1):
         time.sleep(ctx.config["slow_epoch" if slow else "epoch"])

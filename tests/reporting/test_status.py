@@ -1,0 +1,169 @@
+"""`hpsearch status`: running, stale and failed trials, from storage alone, as text and JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import optuna
+import pytest
+from click.testing import CliRunner
+
+from hpsearch.cli import main
+from hpsearch.storages._rdb import open_storage
+
+SLEEPY = Path(__file__).parents[1] / "study" / "sleepy.py"
+BEAT = ("--heartbeat", "1", "--grace-period", "3")
+STUDY = """\
+seed = 1
+[objective]
+entry = "sleepy.py:objective"
+metric = "score"
+direction = "maximize"
+max_epochs = 3
+[objective.config]
+epoch = 3.0
+slow_epoch = 3.0
+fail_trials = [0]
+[search]
+x = { low = 0.0, high = 1.0 }
+[sampler]
+kind = "random"
+[pruner]
+kind = "none"
+"""
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A SQLite file, or a fresh database on the PostgreSQL test server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'status.db'}"
+        return
+    server = os.environ.get("HPSEARCH_TEST_POSTGRES")
+    if not server:
+        if os.environ.get("HPSEARCH_REQUIRE_POSTGRES") == "1":
+            pytest.fail("HPSEARCH_REQUIRE_POSTGRES=1 but HPSEARCH_TEST_POSTGRES is not set")
+        pytest.skip("HPSEARCH_TEST_POSTGRES is not set")
+    import uuid
+
+    import sqlalchemy
+
+    name = f"status_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    yield server.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()
+
+
+def hpsearch(*args: str, url: str) -> subprocess.Popen[str]:
+    """The real CLI in its own process."""
+    env = dict(os.environ, HPSEARCH_STORAGE=url, HPSEARCH_OFFLINE="1")
+    cmd = [sys.executable, "-m", "hpsearch", *args]
+    pipe = subprocess.PIPE
+    return subprocess.Popen(cmd, env=env, stdout=pipe, stderr=pipe, text=True)
+
+
+def trials(url: str) -> list[optuna.trial.FrozenTrial]:
+    """The sleepy study's trials (none before it exists)."""
+    try:
+        return optuna.load_study(study_name="sleepy", storage=open_storage(url)).trials
+    except KeyError:
+        return []
+
+
+def wait_until(check: Callable[[], bool], timeout: float = 90.0) -> None:
+    """Poll until `check()` holds."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
+
+
+def reporting(number: int) -> Callable[[list[optuna.trial.FrozenTrial]], bool]:
+    """Whether trial `number` is RUNNING and has reported an epoch."""
+    return lambda ts: any(
+        t.number == number and t.state.name == "RUNNING" and t.intermediate_values for t in ts
+    )
+
+
+@pytest.mark.slow
+def test_status_shows_a_live_a_stale_and_a_failed_trial(tmp_path: Path, url: str) -> None:
+    """A running worker, a killed one (stale past the grace period) and a failed trial."""
+    shutil.copy(SLEEPY, tmp_path / "sleepy.py")
+    study = tmp_path / "sleepy.toml"
+    study.write_text(STUDY)
+    created = hpsearch("create", "--study", str(study), "--trials", "6", url=url)
+    assert created.wait(timeout=60) == 0, created.communicate()
+    work = ["worker", "--study", str(study), "--device", "cpu", "--no-progress", *BEAT]
+    alive = hpsearch(*work, url=url)  # trial 0 fails at once, then trial 1 (9 s)
+    try:
+        wait_until(lambda: reporting(1)(trials(url)))
+        doomed = hpsearch(*work, url=url)  # trial 2
+        wait_until(lambda: reporting(2)(trials(url)))
+        doomed.kill()
+        doomed.communicate()
+        time.sleep(4)  # past the 3 s grace period; the live worker is mid-trial, not checking
+        args = ["status", "--study", str(study), "--storage", url, "--grace-period", "3"]
+        shown = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
+        text = CliRunner().invoke(main, args, catch_exceptions=False)
+    finally:
+        alive.kill()
+        alive.communicate()
+    assert shown.exit_code == 0, shown.output
+    status = json.loads(shown.output)
+    assert (status["total"], status["failed"]) == (6, 1)
+    assert status["failures"] == [{"number": 0, "error": "ValueError: planned failure in trial 0"}]
+    running = {t["number"]: t for t in status["running"]}
+    assert running[2]["stale"] and running[2]["heartbeat_age"] > 3
+    live = [t for t in status["running"] if not t["stale"]]
+    assert len(live) == 1 and live[0]["epoch"] >= 1 and live[0]["device"] == "cpu"
+    assert live[0]["worker"].endswith(f"-{alive.pid}")  # hpsearch worker's host-pid tag
+    assert json.loads(json.dumps(status)) == status  # plain JSON, round-trips
+    assert text.exit_code == 0
+    assert text.output.count("STALE") == 1 and "#2 " in text.output
+    assert "failed #0: ValueError: planned failure in trial 0" in text.output
+
+
+def test_status_of_a_missing_study_or_database_is_one_line(tmp_path: Path) -> None:
+    """Nothing is created; the fix is named."""
+    shutil.copy(SLEEPY, tmp_path / "sleepy.py")
+    study = tmp_path / "sleepy.toml"
+    study.write_text(STUDY)
+    url = f"sqlite:///{tmp_path / 'none.db'}"
+    result = CliRunner().invoke(main, ["status", "--study", str(study), "--storage", url])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "no SQLite file" in result.output and not (tmp_path / "none.db").exists()
+    (tmp_path / "other.db").touch()
+    optuna.create_study(study_name="other", storage=f"sqlite:///{tmp_path / 'other.db'}")
+    other = f"sqlite:///{tmp_path / 'other.db'}"
+    missing = CliRunner().invoke(main, ["status", "--study", str(study), "--storage", other])
+    assert missing.exit_code == 1 and "no study 'sleepy'" in missing.output
+
+
+@pytest.mark.slow
+def test_watch_stops_on_ctrl_c_with_one_line(tmp_path: Path) -> None:
+    """Exit 130 and one line on standard error, no traceback."""
+    study = tmp_path / "sleepy.toml"
+    study.write_text(STUDY)
+    shutil.copy(SLEEPY, tmp_path / "sleepy.py")
+    url = f"sqlite:///{tmp_path / 'watch.db'}"
+    created = hpsearch("create", "--study", str(study), "--trials", "2", url=url)
+    assert created.wait(timeout=60) == 0
+    watcher = hpsearch("status", "--study", str(study), "--watch", url=url)
+    assert watcher.stdout is not None
+    assert watcher.stdout.readline().startswith("study sleepy: 0/2 finished")
+    watcher.send_signal(signal.SIGINT)
+    _, err = watcher.communicate(timeout=30)
+    assert watcher.returncode == 130
+    assert err.strip() == "stopped watching"
