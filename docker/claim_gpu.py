@@ -21,7 +21,8 @@ import fcntl
 import os
 import sys
 
-EXIT_NO_GPU = 3
+EXIT_NO_GPU = 3  # no GPU visible at all: a configuration error
+EXIT_ALL_CLAIMED = 0  # every GPU has a worker: this one is surplus and stays down
 
 
 def visible_gpus() -> list[str]:
@@ -74,13 +75,13 @@ def main(argv: list[str]) -> int:
         )
         return EXIT_NO_GPU
     claimed = claim(lock_dir, gpus)
-    if claimed is None:
+    if claimed is None:  # exit cleanly: `restart: on-failure` must not start it again forever
         print(
-            f"claim-gpu: all {count} GPU(s) already have a worker; scale the workers to at "
-            f"most {count} (docker compose up --scale worker={count})",
+            f"claim-gpu: all {count} GPU(s) already have a worker, so this one stays down; "
+            f"scale the workers to at most {count} (docker compose up --scale worker={count})",
             file=sys.stderr,
         )
-        return EXIT_NO_GPU
+        return EXIT_ALL_CLAIMED
     gpu, fd = claimed
     os.set_inheritable(fd, True)  # the lock lives as long as the exec'd command
     os.environ["CUDA_VISIBLE_DEVICES"] = gpu
