@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
+from pathlib import Path
 
 import optuna
+import pytest
 from optuna.trial import TrialState, create_trial
 
 from hpsearch.study._progress import TrialProgress
@@ -55,3 +58,46 @@ def test_a_disabled_line_writes_nothing() -> None:
     progress.refresh("workers=1 ")
     progress.close()
     assert out.getvalue() == ""
+
+
+def test_a_log_gets_one_plain_line_per_finished_trial() -> None:
+    """No terminal (docker logs, CI, a file): no redrawn bar, one line per trial that ended."""
+    out = io.StringIO()
+    study = _study("maximize")
+    progress = TrialProgress(study, target=10, file=out, lines=True)
+    assert out.getvalue() == ""  # trials stored before this run are not repeated
+    study.add_trial(create_trial(value=0.9, user_attrs={"epochs": 3, "seconds": 1.25}))
+    progress(study, study.trials[-1])
+    study.add_trial(create_trial(state=TrialState.FAIL))
+    progress.refresh()  # the launcher of several workers polls storage instead
+    progress.close()
+    lines = out.getvalue().splitlines()
+    assert lines == [
+        "trial 5 complete value=0.9000 epochs=3 seconds=1.2 best=0.9000 finished=5/10",
+        "trial 6 fail value=- epochs=- seconds=- best=0.9000 finished=5/10",
+    ]
+    assert "\r" not in out.getvalue() and "\x1b" not in out.getvalue()
+
+
+@pytest.mark.slow
+def test_the_cli_writes_lines_when_standard_error_is_not_a_terminal(
+    make_study: Callable[..., Path], mnist_dir: Path, tmp_path: Path
+) -> None:
+    """Through `hpsearch run` with its progress on and standard error piped."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'log.db'}"
+    args = ["run", "--study", str(make_study()), "--trials", "2", "--storage", url]
+    args += ["--data-dir", str(mnist_dir), "--device", "cpu"]
+    done = subprocess.run(
+        [sys.executable, "-m", "hpsearch", *args], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    trial_lines = [line for line in done.stderr.splitlines() if line.startswith("trial ")]
+    assert [line.split()[:3] for line in trial_lines] == [
+        ["trial", "0", "complete"],
+        ["trial", "1", "complete"],
+    ]
+    assert trial_lines[-1].endswith("finished=2/2")
+    assert "\r" not in done.stderr and "\x1b" not in done.stderr
