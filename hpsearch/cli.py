@@ -137,6 +137,13 @@ def training_options(func: F) -> F:
             "--max-epochs", type=COUNT, default=None, help="Override training.max_epochs."
         ),
         click.option("--progress/--no-progress", default=True, help="Show the live progress line."),
+        click.option("-v", "--verbose", is_flag=True, help="Show Optuna's own log lines."),
+        click.option(
+            "--log-file",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Also write Optuna's log lines to this file (appended).",
+        ),
         click.option(
             "--heartbeat",
             type=int,

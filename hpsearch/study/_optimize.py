@@ -23,6 +23,8 @@ from hpsearch.study._summary import (
 )
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     import optuna
     from optuna.trial import FrozenTrial
 
@@ -47,6 +49,33 @@ def prepare(spec: StudySpec, opts: RunOptions) -> Objective:
     return make_objective(spec, opts.data_dir, device, store, opts.function, opts.worker_tag)
 
 
+def configure_logging(verbose: bool, log_file: Path | None) -> None:
+    """Optuna's own log lines: hidden, on standard error (`verbose`), and/or in `log_file`.
+
+    Hidden by default: hpsearch reports failed trials itself, and Optuna's per-trial lines (and
+    the traceback it logs for a Ctrl-C) would bury the progress line.
+    """
+    import logging
+
+    import optuna
+
+    logger = logging.getLogger("optuna")
+    for handler in [h for h in logger.handlers if getattr(h, "hpsearch_log_file", False)]:
+        logger.removeHandler(handler)  # from an earlier run in this process
+        handler.close()
+    if log_file is not None:
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        form = "[%(levelname)s %(asctime)s pid %(process)d] %(message)s"
+        handler.setFormatter(logging.Formatter(form))
+        handler.hpsearch_log_file = True  # type: ignore[attr-defined]
+        logger.addHandler(handler)
+    optuna.logging.set_verbosity(logging.INFO if verbose or log_file else logging.ERROR)
+    if verbose or log_file is None:
+        optuna.logging.enable_default_handler()
+    else:  # the file alone
+        optuna.logging.disable_default_handler()
+
+
 def open_study(
     storage: optuna.storages.RDBStorage,
     spec: StudySpec,
@@ -60,9 +89,6 @@ def open_study(
     from hpsearch.pruners._factory import make_pruner
     from hpsearch.samplers._factory import make_sampler
 
-    # Failed trials are reported by hpsearch itself; Optuna's per-trial log lines (and the
-    # traceback it logs for a Ctrl-C) would only bury the progress line.
-    optuna.logging.set_verbosity(optuna.logging.ERROR)
     attrs = study_attrs(storage, spec.name)
     # Resumed runs and parallel workers must not replay each other's random draws.
     mix = zlib.crc32(f"{worker_tag}|{count_trials(storage, spec.name, None)}".encode())
@@ -90,6 +116,7 @@ def optimize(
 
     started = time.perf_counter()
     ensure_study(storage, spec, target, opts)  # a refused resume leaves no artifact folder
+    configure_logging(opts.verbose, opts.log_file)
     store = open_store(opts.artifact_dir())  # the folder the objective's store writes to
     study = open_study(storage, spec, notify, opts.worker_tag)
     progress = TrialProgress(study, target, enabled=opts.progress)

@@ -34,6 +34,8 @@ class RunOptions:
     hash_data: bool = True
     artifacts: Path | None = None
     function: ObjectiveFn | None = None  # hpsearch.run(objective=...): called in this process
+    verbose: bool = False  # Optuna's own log lines on standard error
+    log_file: Path | None = None  # and in this file
 
     def artifact_dir(self) -> Path:
         """`artifacts`, or the default folder beside the SQLite file."""
@@ -71,6 +73,11 @@ def check_options(opts: RunOptions) -> None:
         raise UsageError(f"{arg('timeout')} must be > 0 seconds but got {opts.timeout:g}")
     if opts.threads is not None and opts.threads < 1:
         raise UsageError(f"{arg('threads')} must be ≥ 1 but got {opts.threads}")
+    if opts.log_file is not None and not opts.log_file.parent.is_dir():
+        raise UsageError(
+            f"{arg('log_file')} {opts.log_file}: the folder {opts.log_file.parent} does not "
+            "exist; create it or choose another path"
+        )
     if opts.heartbeat < 1 or opts.grace_period <= opts.heartbeat:
         raise UsageError(
             f"need 1 ≤ {arg('heartbeat')} < {arg('grace_period')} but got {opts.heartbeat} "

@@ -43,6 +43,8 @@ def run(
     heartbeat: int = 10,
     grace_period: int = 60,
     objective: ObjectiveFn | None = None,
+    verbose: bool = False,
+    log_file: str | os.PathLike[str] | None = None,
 ) -> RunSummary:
     """Run a study until it holds `trials` finished trials, as `hpsearch run` does.
 
@@ -73,6 +75,8 @@ def run(
         grace_period: A trial silent this long is marked failed and retried.
         objective: A function ``(params, ctx) -> float`` to call instead of the study file's
             ``objective.entry`` (e.g. one defined in a notebook); it runs in this process only.
+        verbose: Show Optuna's own log lines on standard error.
+        log_file: Also write Optuna's log lines to this file (appended).
 
     Returns:
         Where the study stands: its counts by state and its best trial.
@@ -98,6 +102,8 @@ def run(
         allow_changed_spec=allow_changed_spec,
         artifacts=None if artifacts is None else Path(artifacts),
         function=objective,
+        verbose=verbose,
+        log_file=None if log_file is None else Path(log_file),
     )
     if workers is None and gpus is None and workers_per_gpu == 1:
         return run_here(spec, opts)
@@ -160,6 +166,8 @@ def join(
     heartbeat: int = 10,
     grace_period: int = 60,
     tag: str | None = None,
+    verbose: bool = False,
+    log_file: str | os.PathLike[str] | None = None,
 ) -> RunSummary:
     """Join an existing study as one worker and run trials until its total, as `hpsearch worker`.
 
@@ -181,6 +189,8 @@ def join(
         heartbeat: Seconds between a running trial's heartbeats.
         grace_period: A trial silent this long is marked failed and retried.
         tag: Mixed into this worker's sampler seed (default: host name and process id).
+        verbose: Show Optuna's own log lines on standard error.
+        log_file: Also write Optuna's log lines to this file (appended).
 
     Returns:
         Where the study stands when its total is reached.
@@ -208,6 +218,8 @@ def join(
         worker_tag=tag or f"{socket.gethostname()}-{os.getpid()}",
         allow_changed_spec=allow_changed_spec,
         artifacts=None if artifacts is None else Path(artifacts),
+        verbose=verbose,
+        log_file=None if log_file is None else Path(log_file),
     )
     return join_here(spec, opts)
 

@@ -124,6 +124,8 @@ def worker_command(spec: StudySpec, opts: RunOptions, plan: WorkerPlan, target: 
     cmd += ["--trials", str(target), "--data-dir", str(opts.data_dir), "--device", plan.device]
     cmd += ["--threads", str(plan.threads), "--tag", f"w{plan.index}", "--no-progress"]
     cmd += ["--quiet-interrupt"]
+    cmd += ["--verbose"] if opts.verbose else []
+    cmd += ["--log-file", str(opts.log_file.resolve())] if opts.log_file else []
     cmd += ["--artifacts", str(opts.artifact_dir().resolve())]
     cmd += ["--heartbeat", str(opts.heartbeat), "--grace-period", str(opts.grace_period)]
     if opts.seed is not None:

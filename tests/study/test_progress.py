@@ -101,3 +101,48 @@ def test_the_cli_writes_lines_when_standard_error_is_not_a_terminal(
     ]
     assert trial_lines[-1].endswith("finished=2/2")
     assert "\r" not in done.stderr and "\x1b" not in done.stderr
+
+
+@pytest.mark.slow
+def test_verbose_shows_optunas_own_lines_and_a_log_file_keeps_them(
+    make_study: Callable[..., Path], mnist_dir: Path, tmp_path: Path
+) -> None:
+    """Hidden by default; -v on standard error; --log-file in the file only."""
+    import subprocess
+    import sys
+
+    study = make_study()
+
+    def run(name: str, *extra: str) -> str:
+        url = f"sqlite:///{tmp_path / name}.db"
+        args = ["run", "--study", str(study), "--trials", "1", "--storage", url, "--no-progress"]
+        args += ["--data-dir", str(mnist_dir), "--device", "cpu", *extra]
+        done = subprocess.run(
+            [sys.executable, "-m", "hpsearch", *args], capture_output=True, text=True, timeout=300
+        )
+        assert done.returncode == 0, done.stderr
+        return done.stderr
+
+    finished = "Trial 0 finished with value"
+    assert finished not in run("quiet")
+    assert finished in run("loud", "-v")
+    log = tmp_path / "optuna.log"
+    assert finished not in run("logged", "--log-file", str(log))
+    assert finished in log.read_text()
+
+
+def test_a_log_file_in_a_missing_folder_is_one_line(
+    make_study: Callable[..., Path], tmp_path: Path
+) -> None:
+    """Refused before anything is created."""
+    from click.testing import CliRunner
+
+    from hpsearch.cli import main
+
+    url = f"sqlite:///{tmp_path / 'x.db'}"
+    missing = tmp_path / "no" / "such.log"
+    args = ["run", "--study", str(make_study()), "--trials", "1", "--storage", url]
+    result = CliRunner().invoke(main, [*args, "--log-file", str(missing)])
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert f"--log-file {missing}: the folder {missing.parent} does not exist" in result.output
+    assert not (tmp_path / "x.db").exists()
