@@ -39,10 +39,10 @@ class TrialContext:
         device: Where to train: `--device`, or the GPU this worker was pinned to.
         seed: This trial's seed, from the study seed and the trial number.
         data_dir: The `--data-dir` folder.
-        max_epochs: The most epochs to run (`objective.max_epochs`, or `--max-epochs`).
-        config: The study file's ``[objective.config]`` table.
-        metric: The name of the value to report each epoch and to return.
         store: Where `save_weights` puts the weights; None when they are not kept (a rerun).
+
+    From the spec it also gives `max_epochs` (`objective.max_epochs`, or `--max-epochs`),
+    `config` (the ``[objective.config]`` table) and `metric` (the name to report and return).
 
     Example:
         >>> def objective(params: dict[str, Any], ctx: hpsearch.TrialContext) -> float:
@@ -59,9 +59,6 @@ class TrialContext:
     device: torch.device
     seed: int
     data_dir: Path
-    max_epochs: int
-    config: Mapping[str, Any]
-    metric: str
     store: ArtifactStore | None = None
     history: list[dict[str, float]] = field(default_factory=list, init=False)
     _last: float = field(default_factory=time.perf_counter, init=False, repr=False)
@@ -70,6 +67,21 @@ class TrialContext:
     def trial_number(self) -> int:
         """The trial's number in the study."""
         return self.trial.number
+
+    @property
+    def max_epochs(self) -> int:
+        """The most epochs to run: `objective.max_epochs`, or the run's `--max-epochs`."""
+        return self.spec.max_epochs
+
+    @property
+    def config(self) -> Mapping[str, Any]:
+        """The study file's ``[objective.config]`` table ({} for the built-in models)."""
+        return self.spec.objective.config if self.spec.objective else {}
+
+    @property
+    def metric(self) -> str:
+        """The name of the value to report each epoch and to return."""
+        return self.spec.metric
 
     def report(self, epoch: int, **metrics: float) -> None:
         """Record one epoch's metrics, report the study's metric, and prune when told to.

@@ -92,10 +92,7 @@ def run_trial(
     seed = trial_seed(spec.seed, trial.number)
     _seed_everything(seed, device)
     _record_setting(trial, seed, device, worker)
-    config = spec.objective.config if spec.objective else {}
-    ctx = TrialContext(
-        trial, spec, device, seed, data_dir, spec.max_epochs, config, spec.metric, store
-    )
+    ctx = TrialContext(trial, spec, device, seed, data_dir, store)
     started = time.perf_counter()
     try:
         value = function(chosen, ctx)

@@ -117,16 +117,12 @@ def _context(spec: StudySpec, trial: FrozenTrial, data_dir: Path) -> TrialContex
 
     from hpsearch.objectives._context import TrialContext
 
-    config = spec.objective.config if spec.objective else {}
     return TrialContext(
         optuna.trial.FixedTrial(dict(trial.params), number=trial.number),  # type: ignore[arg-type]
         spec,
         torch.device("cpu"),
         int(trial.user_attrs.get(_keys.SEED, 0)),
         data_dir,
-        spec.max_epochs,
-        config,
-        spec.metric,
     )
 
 

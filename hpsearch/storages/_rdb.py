@@ -165,15 +165,22 @@ def fail_stale_trials(study: optuna.Study) -> None:
         optuna.storages.fail_stale_trials(study)
 
 
+def rdb_backend(storage: BaseStorage) -> RDBStorage | None:
+    """The RDB storage under Optuna's cache (which a loaded study wraps it in), if it is one."""
+    from optuna.storages import RDBStorage
+
+    backend = getattr(storage, "_backend", storage)
+    return backend if isinstance(backend, RDBStorage) else None
+
+
 def heartbeat_ages(storage: BaseStorage, trial_ids: list[int]) -> dict[int, float]:
     """Seconds since each trial's last heartbeat, by the database's clock (absent: never beat)."""
     import sqlalchemy
-    from optuna.storages import RDBStorage
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    backend = getattr(storage, "_backend", storage)
-    if not isinstance(backend, RDBStorage) or not trial_ids:
+    backend = rdb_backend(storage)
+    if backend is None or not trial_ids:
         return {}
     with _create_scoped_session(backend.scoped_session) as session:
         now = session.execute(sqlalchemy.func.now()).scalar_one().replace(tzinfo=None)
@@ -191,12 +198,11 @@ def insert_once(storage: BaseStorage, study_id: int, key: str, value: Any) -> An
     """
     import json
 
-    from optuna.storages import RDBStorage
     from optuna.storages._rdb import models
     from optuna.storages._rdb.storage import _create_scoped_session
 
-    backend = getattr(storage, "_backend", storage)  # under Optuna's cache
-    if not isinstance(backend, RDBStorage):  # in memory: one process, nobody to race
+    backend = rdb_backend(storage)
+    if backend is None:  # in memory: one process, nobody to race
         if key not in storage.get_study_user_attrs(study_id):
             storage.set_study_user_attr(study_id, key, value)
         return storage.get_study_user_attrs(study_id)[key]

@@ -17,6 +17,7 @@ from hpsearch.study._options import RunOptions
 from hpsearch.study._summary import (
     RunSummary,
     count_trials,
+    done,
     finished_states,
     stored_summary,
     study_attrs,
@@ -226,7 +227,7 @@ def _to_total(
     requeue_cut_off(study)  # after an outage: this process's trials it failed
     while True:
         remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
-        if at_total(study, target):
+        if done(study._storage, study.study_name, target):
             return  # the callback stops only after a trial: a late worker must not start one
         study.optimize(
             objective,
@@ -247,25 +248,18 @@ def requeue_cut_off(study: optuna.Study) -> None:
     from optuna.storages import RetryFailedTrialCallback
     from optuna.trial import TrialState
 
-    backend = getattr(study._storage, "_backend", study._storage)
-    own = set(getattr(backend, "created", ()))
+    from hpsearch.storages._rdb import rdb_backend
+
+    own = set(getattr(rdb_backend(study._storage), "created", ()))
     if not own:
         return
     trials = study.get_trials(deepcopy=False)
-    retried = {t.system_attrs.get("failed_trial") for t in trials}
+    retried = {t.system_attrs.get(_keys.RETRY_OF) for t in trials}
     retry = RetryFailedTrialCallback(max_retry=3)
     for trial in trials:
         cut_off = trial.state == TrialState.FAIL and _keys.ERROR not in trial.user_attrs
         if cut_off and trial._trial_id in own and trial.number not in retried:
             retry(study, trial)
-
-
-def at_total(study: optuna.Study, target: int) -> bool:
-    """The study holds its total, and no retry of a dead worker's trial is queued."""
-    from optuna.trial import TrialState
-
-    queued = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))
-    return not queued and len(study.get_trials(deepcopy=False, states=finished_states())) >= target
 
 
 def settle(study: optuna.Study) -> bool:
@@ -276,15 +270,13 @@ def settle(study: optuna.Study) -> bool:
     """
     from optuna.trial import TrialState
 
-    from hpsearch.storages._rdb import fail_stale_trials
+    from hpsearch.storages._rdb import fail_stale_trials, rdb_backend
 
-    storage = study._storage
-    interval = (
-        storage.get_heartbeat_interval() if hasattr(storage, "get_heartbeat_interval") else None
-    )
-    if interval is None:
+    backend = rdb_backend(study._storage)
+    if backend is None or backend.heartbeat_interval is None:
         return False
-    grace = getattr(getattr(storage, "_backend", storage), "grace_period", None) or 2 * interval
+    interval = backend.heartbeat_interval
+    grace = backend.grace_period or 2 * interval  # Optuna's own default
     deadline = time.monotonic() + grace + 2 * interval
     while True:
         fail_stale_trials(study)

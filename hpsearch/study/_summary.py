@@ -60,7 +60,7 @@ def summarize(study: optuna.Study, target: int, seconds: float) -> RunSummary:
 
 
 def stored_summary(
-    storage: optuna.storages.RDBStorage, name: str, target: int, seconds: float
+    storage: optuna.storages.BaseStorage, name: str, target: int, seconds: float
 ) -> RunSummary:
     """Summarize the stored study."""
     import optuna
@@ -75,12 +75,12 @@ def finished_states() -> tuple[TrialState, ...]:
     return (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-def finished_count(storage: optuna.storages.RDBStorage, name: str) -> int:
+def finished_count(storage: optuna.storages.BaseStorage, name: str) -> int:
     """Trials that count toward the study's total (0 when there is no such study)."""
     return count_trials(storage, name, finished_states())
 
 
-def done(storage: optuna.storages.RDBStorage, name: str, target: int) -> bool:
+def done(storage: optuna.storages.BaseStorage, name: str, target: int) -> bool:
     """The study holds its total and no queued retry of a failed trial waits to run."""
     from optuna.trial import TrialState
 
@@ -89,7 +89,7 @@ def done(storage: optuna.storages.RDBStorage, name: str, target: int) -> bool:
 
 
 def count_trials(
-    storage: optuna.storages.RDBStorage, name: str, states: tuple[TrialState, ...] | None
+    storage: optuna.storages.BaseStorage, name: str, states: tuple[TrialState, ...] | None
 ) -> int:
     """How many trials of a study (possibly absent) are in the given states."""
     try:
@@ -99,7 +99,7 @@ def count_trials(
     return len(storage.get_all_trials(study_id, deepcopy=False, states=states))
 
 
-def study_attrs(storage: optuna.storages.RDBStorage, name: str) -> dict[str, Any]:
+def study_attrs(storage: optuna.storages.BaseStorage, name: str) -> dict[str, Any]:
     """A stored study's user attributes, or {} when it does not exist yet."""
     try:
         return storage.get_study_user_attrs(storage.get_study_id_from_name(name))
