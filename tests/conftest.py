@@ -6,6 +6,7 @@ import contextlib
 import os
 import subprocess
 import tempfile
+import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -22,6 +23,7 @@ os.environ.pop("HPSEARCH_STORAGE", None)
 # Decoded-image caches go to a throwaway folder, never the user's ~/.cache.
 os.environ["HPSEARCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="hpsearch-test-cache-")
 
+from processes import postgres_url
 from repo import TEST_DATA
 
 TINY_STUDY = """\
@@ -153,3 +155,24 @@ def pytest_runtest_call(item: pytest.Item) -> Generator[None, object, object]:
     """Guard the test itself."""
     with refuse_slow_work(item):
         return (yield)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh SQLite file, or a fresh database on the PostgreSQL test server."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'workers.db'}"
+        return
+    url = postgres_url()
+    if not url:
+        pytest.skip("HPSEARCH_TEST_POSTGRES is not set")
+    import sqlalchemy
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
+    yield url.rsplit("/", 1)[0] + "/" + name
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
+    admin.dispose()

@@ -3,13 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import optuna
@@ -17,10 +14,9 @@ import pytest
 from click.testing import CliRunner
 
 from hpsearch.cli import main
-from hpsearch.storages._rdb import open_storage
+from processes import BEAT, SLEEPY, hpsearch, wait_until
+from processes import sleepy_trials as trials
 
-SLEEPY = Path(__file__).parents[1] / "study" / "sleepy.py"
-BEAT = ("--heartbeat", "1", "--grace-period", "3")
 STUDY = """\
 seed = 1
 [objective]
@@ -41,55 +37,6 @@ kind = "none"
 """
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A SQLite file, or a fresh database on the PostgreSQL test server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'status.db'}"
-        return
-    server = os.environ.get("HPSEARCH_TEST_POSTGRES")
-    if not server:
-        if os.environ.get("HPSEARCH_REQUIRE_POSTGRES") == "1":
-            pytest.fail("HPSEARCH_REQUIRE_POSTGRES=1 but HPSEARCH_TEST_POSTGRES is not set")
-        pytest.skip("HPSEARCH_TEST_POSTGRES is not set")
-    import uuid
-
-    import sqlalchemy
-
-    name = f"status_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    yield server.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
-
-
-def hpsearch(*args: str, url: str) -> subprocess.Popen[str]:
-    """The real CLI in its own process."""
-    env = dict(os.environ, HPSEARCH_STORAGE=url, HPSEARCH_OFFLINE="1")
-    cmd = [sys.executable, "-m", "hpsearch", *args]
-    pipe = subprocess.PIPE
-    return subprocess.Popen(cmd, env=env, stdout=pipe, stderr=pipe, text=True)
-
-
-def trials(url: str) -> list[optuna.trial.FrozenTrial]:
-    """The sleepy study's trials (none before it exists)."""
-    try:
-        return optuna.load_study(study_name="sleepy", storage=open_storage(url)).trials
-    except KeyError:
-        return []
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 90.0) -> None:
-    """Poll until `check()` holds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
-
-
 def reporting(number: int) -> Callable[[list[optuna.trial.FrozenTrial]], bool]:
     """Whether trial `number` is RUNNING and has reported an epoch."""
     return lambda ts: any(
@@ -98,8 +45,9 @@ def reporting(number: int) -> Callable[[list[optuna.trial.FrozenTrial]], bool]:
 
 
 @pytest.mark.slow
-def test_status_shows_a_live_a_stale_and_a_failed_trial(tmp_path: Path, url: str) -> None:
+def test_status_shows_a_live_a_stale_and_a_failed_trial(tmp_path: Path, storage: str) -> None:
     """A running worker, a killed one (stale past the grace period) and a failed trial."""
+    url = storage
     shutil.copy(SLEEPY, tmp_path / "sleepy.py")
     study = tmp_path / "sleepy.toml"
     study.write_text(STUDY)
@@ -160,7 +108,7 @@ def test_watch_stops_on_ctrl_c_with_one_line(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'watch.db'}"
     created = hpsearch("create", "--study", str(study), "--trials", "2", url=url)
     assert created.wait(timeout=60) == 0
-    watcher = hpsearch("status", "--study", str(study), "--watch", url=url)
+    watcher = hpsearch("status", "--study", str(study), "--watch", url=url, separate_stderr=True)
     assert watcher.stdout is not None
     assert watcher.stdout.readline().startswith("study sleepy: 0/2 finished")
     watcher.send_signal(signal.SIGINT)

@@ -6,7 +6,6 @@ grace period.
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -20,9 +19,9 @@ import pytest
 
 from hpsearch.storages._rdb import open_storage
 from hpsearch.storages._tracking import TrackingRDBStorage
+from processes import BEAT, SLEEPY, hpsearch, wait_until
+from processes import sleepy_trials as trials
 
-SLEEPY = Path(__file__).with_name("sleepy.py")
-BEAT = ("--heartbeat", "1", "--grace-period", "3")
 STUDY = """\
 seed = 1
 [objective]
@@ -73,32 +72,10 @@ def sleepy(tmp_path: Path) -> Callable[..., Path]:
     return write
 
 
-def hpsearch(*args: str, url: str) -> subprocess.Popen[str]:
-    """The real CLI in its own process, quiet, with the study's storage."""
-    env = dict(os.environ, HPSEARCH_STORAGE=url, HPSEARCH_OFFLINE="1")
-    cmd = [sys.executable, "-m", "hpsearch", *args]
-    return subprocess.Popen(
-        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
-    )
-
-
 def worker(study: Path, url: str, beat: tuple[str, ...] = BEAT) -> subprocess.Popen[str]:
     """`hpsearch worker` on the CPU with a fast heartbeat."""
     args = ["worker", "--study", str(study), "--device", "cpu", "--no-progress", *beat]
     return hpsearch(*args, url=url)
-
-
-def trials(url: str) -> list[optuna.trial.FrozenTrial]:
-    """Every stored trial of the sleepy study."""
-    return optuna.load_study(study_name="sleepy", storage=open_storage(url)).trials
-
-
-def wait_until(check: Callable[[], bool], timeout: float = 60.0) -> None:
-    """Poll until `check()` holds."""
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.1)
 
 
 def finish(proc: subprocess.Popen[str], timeout: float = 120.0) -> str:

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -17,6 +16,7 @@ import pytest
 
 from hpsearch.errors import UsageError
 from hpsearch.study._workers import parse_gpus, plan_workers, visible_gpu
+from processes import postgres_url
 from repo import TEST_DATA
 
 STUDY = """\
@@ -37,35 +37,6 @@ kind = "random"
 [pruner]
 kind = "none"
 """
-
-
-def postgres_url() -> str | None:
-    """The test server's URL, failing where CI requires one and it is missing."""
-    url = os.environ.get("HPSEARCH_TEST_POSTGRES")
-    if not url and os.environ.get("HPSEARCH_REQUIRE_POSTGRES") == "1":
-        pytest.fail("HPSEARCH_REQUIRE_POSTGRES=1 but HPSEARCH_TEST_POSTGRES is not set")
-    return url
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A fresh SQLite file, or a fresh database on the PostgreSQL test server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'workers.db'}"
-        return
-    url = postgres_url()
-    if not url:
-        pytest.skip("HPSEARCH_TEST_POSTGRES is not set")
-    import sqlalchemy
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    yield url.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
 
 
 def study_file(tmp_path: Path, epochs: int = 1, name: str = "par") -> Path:
