@@ -114,6 +114,7 @@ def main() -> None:
     """Hyperparameter search for PyTorch models, on Optuna."""
 
 
+DASHBOARD_PORT = 8080
 COUNT = click.IntRange(min=1)  # trials, epochs, threads, workers: at least one
 TRIALS_HELP = (
     "The study's TOTAL number of finished (complete or pruned) trials. Trials already in "
@@ -204,16 +205,31 @@ def interrupted() -> NoReturn:
     help="torch CPU threads per worker (default: the cores shared equally among the workers). "
     "Lower it when other jobs share the machine: oversubscribed threads slow training sharply.",
 )
+@click.option(
+    "--dashboard",
+    is_flag=True,
+    help="Serve optuna-dashboard on 127.0.0.1 while the run goes on; it stops with the run.",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="The dashboard's port, with --dashboard.  [default: 8080]",
+)
 @translate_errors
-def run(study: str, trials: int, **kwargs: Any) -> None:
+def run(study: str, trials: int, dashboard: bool, port: int | None, **kwargs: Any) -> None:
     """Run a study until it holds --trials finished trials."""
     from hpsearch.reporting._summaries import describe_run
     from hpsearch.spec import load_spec
     from hpsearch.study._run import run as run_study
 
+    if port is not None and not dashboard:
+        raise click.UsageError("--port sets the dashboard's port; add --dashboard or drop --port")
     spec = load_spec(study)
     try:
-        summary = run_study(spec, trials, **kwargs)
+        summary = run_study(
+            spec, trials, dashboard_port=(port or DASHBOARD_PORT) if dashboard else None, **kwargs
+        )
     except KeyboardInterrupt:
         interrupted()
     click.echo("\n".join(describe_run(summary, spec.metric)))
@@ -379,7 +395,7 @@ def ranges(study: str, storage: str) -> None:
 @click.option("--study", "study", default=None, help="Check that this study exists first.")
 @storage_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@click.option("--port", type=click.IntRange(1, 65535), default=DASHBOARD_PORT, show_default=True)
 @artifacts_option
 @translate_errors
 def dashboard(

@@ -19,6 +19,7 @@ from hpsearch.study._summary import RunSummary, done, stored_summary, study_attr
 
 if TYPE_CHECKING:
     from hpsearch.objectives._runner import ObjectiveFn
+    from hpsearch.reporting._dashboard import Alongside
 
 StudyArg = str | os.PathLike[str] | StudySpec
 
@@ -45,6 +46,7 @@ def run(
     objective: ObjectiveFn | None = None,
     verbose: bool = False,
     log_file: str | os.PathLike[str] | None = None,
+    dashboard_port: int | None = None,
 ) -> RunSummary:
     """Run a study until it holds `trials` finished trials, as `hpsearch run` does.
 
@@ -77,6 +79,7 @@ def run(
             ``objective.entry`` (e.g. one defined in a notebook); it runs in this process only.
         verbose: Show Optuna's own log lines on standard error.
         log_file: Also write Optuna's log lines to this file (appended).
+        dashboard_port: Serve optuna-dashboard on ``127.0.0.1:<port>`` while the run goes on.
 
     Returns:
         Where the study stands: its counts by state and its best trial.
@@ -105,14 +108,21 @@ def run(
         verbose=verbose,
         log_file=None if log_file is None else Path(log_file),
     )
-    if workers is None and gpus is None and workers_per_gpu == 1:
-        return run_here(spec, opts)
-    if objective is not None:
+    here = workers is None and gpus is None and workers_per_gpu == 1
+    if objective is not None and not here:
         raise UsageError(
             f"{arg('objective')} is a function of this process, which worker processes cannot "
             f"import; name it in the study file's objective.entry to use {arg('workers')}"
         )
-    return _run_workers(spec, opts, workers, gpus, workers_per_gpu)
+    check_options(opts)
+    dashboard = None if dashboard_port is None else _bind_dashboard(dashboard_port)
+    try:
+        if here:
+            return run_here(spec, opts, dashboard=dashboard)
+        return _run_workers(spec, opts, workers, gpus, workers_per_gpu, dashboard)
+    finally:
+        if dashboard is not None:
+            dashboard.close()
 
 
 def create(
@@ -225,12 +235,16 @@ def join(
 
 
 def run_here(
-    spec: StudySpec, opts: RunOptions, notify: Callable[[str], None] | None = None
+    spec: StudySpec,
+    opts: RunOptions,
+    notify: Callable[[str], None] | None = None,
+    dashboard: Alongside | None = None,
 ) -> RunSummary:
     """Run trials in this process until the study holds `opts.trials` finished ones.
 
     `notify` receives one-line notes from the sampler (e.g. a range stuck at an edge); by
-    default they are written above the progress bar.
+    default they are written above the progress bar. `dashboard` starts serving once the
+    storage exists.
     """
     target = require_total(opts.trials)
     spec = with_overrides(spec, opts)
@@ -241,6 +255,8 @@ def run_here(
     if done(storage, spec.name, target):
         ensure_study(storage, spec, target, opts)
         return stored_summary(storage, spec.name, target, 0.0)
+    if dashboard is not None:
+        dashboard.start(opts.storage, opts.artifact_dir())
     return optimize(spec, opts, storage, target, notify or write_note, objective)
 
 
@@ -265,7 +281,12 @@ def join_here(
 
 
 def _run_workers(
-    spec: StudySpec, opts: RunOptions, workers: int | None, gpus: str | None, per_gpu: int
+    spec: StudySpec,
+    opts: RunOptions,
+    workers: int | None,
+    gpus: str | None,
+    per_gpu: int,
+    dashboard: Alongside | None,
 ) -> RunSummary:
     """Check the options, then plan and launch the worker processes."""
     from hpsearch.study._workers import parse_gpus, plan_workers, run_parallel
@@ -273,7 +294,14 @@ def _run_workers(
     check_options(opts)  # before planning, which reads threads
     cpus = os.cpu_count() or 1
     plans = plan_workers(workers, parse_gpus(gpus), per_gpu, cpus, opts.threads, opts.device)
-    return run_parallel(spec, opts, plans)
+    return run_parallel(spec, opts, plans, dashboard)
+
+
+def _bind_dashboard(port: int) -> Alongside:
+    """Hold the dashboard's port from the start, so a taken one fails before any trial."""
+    from hpsearch.reporting._dashboard import Alongside
+
+    return Alongside(port)
 
 
 def _as_spec(study: StudyArg) -> StudySpec:

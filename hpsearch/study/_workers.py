@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hpsearch.errors import INTERRUPTED_EXIT, HPSearchError, UsageError, arg
 from hpsearch.spec import StudySpec
@@ -22,6 +23,9 @@ from hpsearch.study._create import ensure_study
 from hpsearch.study._optimize import fail_stale
 from hpsearch.study._options import RunOptions, require_total, with_overrides
 from hpsearch.study._summary import RunSummary, done, stored_summary
+
+if TYPE_CHECKING:
+    from hpsearch.reporting._dashboard import Alongside
 
 POLL_S = 1.0
 STOP_GRACE_S = 30.0
@@ -135,7 +139,12 @@ def worker_command(spec: StudySpec, opts: RunOptions, plan: WorkerPlan, target: 
     return cmd
 
 
-def run_parallel(spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan]) -> RunSummary:
+def run_parallel(
+    spec: StudySpec,
+    opts: RunOptions,
+    plans: list[WorkerPlan],
+    dashboard: Alongside | None = None,
+) -> RunSummary:
     """Start the workers, show progress from storage, and stop them all cleanly on Ctrl-C."""
     from hpsearch.objectives._factory import check_data
     from hpsearch.objectives._train import resolve_device
@@ -152,6 +161,8 @@ def run_parallel(spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan]) -> 
     fail_stale(storage, spec.name)
     if done(storage, spec.name, target):
         return stored_summary(storage, spec.name, target, 0.0)  # nothing to do: start no worker
+    if dashboard is not None:
+        dashboard.start(opts.storage, opts.artifact_dir())
     procs = [_spawn(spec, opts, plan) for plan in plans]
     try:
         _watch(storage, spec, opts, procs)

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
+import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+import urllib.request
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -261,3 +265,115 @@ def test_a_bad_address_is_one_line_before_any_banner(
         cmd = [sys.executable, "-m", "hpsearch", "dashboard", "--storage", url, *where]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert_one_line_error(done, fragment)
+
+
+# ------------------------------------------------------------ `hpsearch run --dashboard`
+
+SLEEPY_STUDY = """\
+seed = 1
+[objective]
+entry = "sleepy.py:objective"
+metric = "score"
+direction = "maximize"
+max_epochs = 2
+[objective.config]
+epoch = {epoch}
+[search]
+x = {{ low = 0.0, high = 1.0 }}
+[sampler]
+kind = "random"
+"""
+
+
+def sleepy_study(folder: Path, epoch: float) -> Path:
+    """A study file of the sleepy objective (each epoch sleeps), with its code beside it."""
+    from processes import SLEEPY
+
+    shutil.copy(SLEEPY, folder / "sleepy.py")
+    path = folder / "sleepy.toml"
+    path.write_text(SLEEPY_STUDY.format(epoch=epoch))
+    return path
+
+
+def port_is_free(port: int) -> bool:
+    """Nobody listens on the loopback port."""
+    with socket.socket() as probe:
+        return probe.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.slow
+def test_run_with_a_dashboard_serves_the_study_and_stops_with_the_run(tmp_path: Path) -> None:
+    from processes import hpsearch
+
+    require_chromium()
+    study = sleepy_study(tmp_path, epoch=1.0)  # 100 trials x 2 s: the run outlasts the test
+    url, port = f"sqlite:///{tmp_path / 'trials.db'}", free_port()
+    args = ["run", "--study", str(study), "--trials", "100", "--device", "cpu"]
+    proc = hpsearch(*args, "--dashboard", "--port", str(port), url=url, separate_stderr=True)
+    try:
+        assert proc.stderr is not None
+        banner = proc.stderr.readline()  # printed when serving, before the first trial's line
+        assert f"optuna-dashboard on http://127.0.0.1:{port}/dashboard/" in banner, banner
+        profiles = tmp_path / "profiles"
+        profiles.mkdir()
+        sid = optuna.storages.RDBStorage(url).get_study_id_from_name("sleepy")
+        served = Served(f"http://127.0.0.1:{port}", sid, 0, profiles)
+        assert "1. sleepy" in render(served, "/dashboard", "sleepy")
+        assert proc.poll() is None, "the run ended before the page was checked"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert port_is_free(port)
+    assert "interrupted" in err
+
+
+@pytest.mark.slow
+def test_the_python_api_serves_the_dashboard_during_the_run_only(tmp_path: Path) -> None:
+    import hpsearch
+
+    port, seen = free_port(), []
+
+    def objective(params: dict[str, float], ctx: hpsearch.TrialContext) -> float:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=30) as page:
+            seen.append([s["study_name"] for s in json.load(page)["study_summaries"]])
+        return params["x"]
+
+    spec = hpsearch.load_spec(str(sleepy_study(tmp_path, epoch=0.0)))
+    url = f"sqlite:///{tmp_path / 'trials.db'}"
+    summary = hpsearch.run(
+        spec, 2, storage=url, objective=objective, dashboard_port=port, progress=False
+    )
+    assert summary.finished == 2
+    assert seen == [["sleepy"], ["sleepy"]]
+    assert port_is_free(port)
+
+
+def test_run_dashboard_on_a_taken_port_is_one_line_and_creates_nothing(
+    tmp_path: Path, make_study: Callable[..., Path]
+) -> None:
+    db = tmp_path / "trials.db"
+    args = ["run", "--study", str(make_study()), "--trials", "1", "--storage", f"sqlite:///{db}"]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = CliRunner().invoke(main, [*args, "--dashboard", "--port", port])
+    assert_one_line_error(
+        result, f"cannot serve the dashboard on 127.0.0.1:{port}", "pick another --port"
+    )
+    assert not db.exists()
+    assert not (tmp_path / "trials.db-artifacts").exists()
+
+
+def test_run_port_without_dashboard_is_one_line(
+    tmp_path: Path, make_study: Callable[..., Path]
+) -> None:
+    db = tmp_path / "trials.db"
+    args = ["run", "--study", str(make_study()), "--trials", "1", "--storage", f"sqlite:///{db}"]
+    result = CliRunner().invoke(main, [*args, "--port", "8999"])
+    assert_one_line_error(result, "--port sets the dashboard's port; add --dashboard")
+    assert not db.exists()

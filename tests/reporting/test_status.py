@@ -115,3 +115,23 @@ def test_watch_stops_on_ctrl_c_with_one_line(tmp_path: Path) -> None:
     _, err = watcher.communicate(timeout=30)
     assert watcher.returncode == 130
     assert err.strip() == "stopped watching"
+
+
+def test_status_on_an_unreachable_postgresql_is_one_line_without_the_password(
+    tmp_path: Path,
+) -> None:
+    """Port 1 on loopback refuses connections: one line, the password masked, exit 1."""
+    shutil.copy(SLEEPY, tmp_path / "sleepy.py")
+    study = tmp_path / "sleepy.toml"
+    study.write_text(STUDY)
+    url = "postgresql+psycopg://bob:s3cret@127.0.0.1:1/db"
+    for extra in ([], ["--json"], ["--watch"]):
+        result = CliRunner().invoke(
+            main, ["status", "--study", str(study), "--storage", url, *extra]
+        )
+        assert result.exit_code == 1, result.output
+        assert result.output.count("\n") == 1 and result.output.startswith("Error: ")
+        assert "cannot open the database at postgresql+psycopg://bob:***@127.0.0.1:1/db" in (
+            result.output
+        )
+        assert "s3cret" not in result.output and "Traceback" not in result.output
