@@ -191,8 +191,9 @@ def interrupted() -> NoReturn:
     "--workers",
     type=COUNT,
     default=None,
-    help="Run K worker processes on the storage (default 1, or one per GPU slot). The total "
-    "can overshoot by at most K-1 trials.",
+    help="Run K worker processes on the storage. Default: one per GPU on GPUs, else one "
+    "single-thread worker per CPU core, since separate processes train small models faster "
+    "than one process with several threads. --workers 1 keeps one process.",
 )
 @click.option("--gpus", default=None, help="GPUs for the workers: 'all' or indices like 0,1.")
 @click.option(

@@ -92,12 +92,18 @@ def storage_url(tmp_path: Path) -> str:
 
 @pytest.fixture
 def cli(mnist_dir: Path) -> Callable[..., Result]:
-    """Invoke the real CLI in-process; `run` gets the MNIST subset and no progress bar."""
+    """Invoke the real CLI in-process; `run` gets the MNIST subset and no progress bar.
+
+    `run` also gets `--workers 1` unless the test chooses: in-process tests of what a run
+    stores need no worker processes (tests/study/test_workers.py covers the default).
+    """
 
     def invoke(*args: str) -> Result:
         extra: list[str] = []
         if args and args[0] == "run":
             extra = ["--data-dir", str(mnist_dir), "--device", "cpu", "--no-progress"]
+            chosen = {"--workers", "--gpus", "--workers-per-gpu"} & set(args)
+            extra += [] if chosen else ["--workers", "1"]
         return CliRunner().invoke(main, [*args, *extra], catch_exceptions=False)
 
     return invoke

@@ -14,12 +14,16 @@ import signal
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from hpsearch.storages._retry import retry_race, ride_out
+
+if TYPE_CHECKING:
+    from optuna.trial import FrozenTrial
+    from sqlalchemy.orm import Session
 
 FAIL_ATTEMPTS = 8  # about 2.8 s of waiting in all
 T = TypeVar("T")
@@ -43,13 +47,31 @@ RIDDEN = (
 )
 
 
+class NoRoom(Exception):
+    """Finished and running trials already make the study's total: start no trial now."""
+
+
 class TrackingRDBStorage(RDBStorage):
-    """RDBStorage plus the ids of the trials this process runs."""
+    """RDBStorage plus the ids of the trials this process runs, and the study's total."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.created: list[int] = []
         self.stopped = False
+        self.total: int | None = None  # set by a process that runs trials up to a total
+
+    def _get_prepared_new_trial(
+        self, study_id: int, template_trial: FrozenTrial | None, session: Session
+    ) -> Any:
+        """A new trial, but a RUNNING one only while the total has room (NoRoom otherwise).
+
+        Counted and inserted in one transaction under the study's write lock, so workers that
+        finish together never start more trials than the total needs. Queued trials (retries,
+        enqueued ones) are always created.
+        """
+        if template_trial is None and self.total is not None:
+            _claim_room(session, study_id, self.total)
+        return super()._get_prepared_new_trial(study_id, template_trial, session)
 
     def _create_new_trial(self, study_id: int, template_trial: Any = None) -> Any:
         """Create the trial and remember its id, with Ctrl-C held until both are done.
@@ -128,6 +150,27 @@ class TrackingRDBStorage(RDBStorage):
             return False
         self.set_trial_state_values(trial_id, TrialState.FAIL)
         return True
+
+
+def _claim_room(session: Session, study_id: int, total: int) -> None:
+    """Take the study's write lock, then raise NoRoom if finished + running reach the total.
+
+    The no-op update takes SQLite's write lock before counting (a read alone would not);
+    on PostgreSQL Optuna's SELECT ... FOR UPDATE of the study row already holds it.
+    """
+    from optuna.storages._rdb.models import StudyModel, TrialModel
+    from sqlalchemy import func, select, update
+
+    study = StudyModel.study_id == study_id
+    session.execute(update(StudyModel).where(study).values(study_name=StudyModel.study_name))
+    taken_states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+    taken = session.scalar(
+        select(func.count(TrialModel.trial_id)).where(
+            TrialModel.study_id == study_id, TrialModel.state.in_(taken_states)
+        )
+    )
+    if (taken or 0) >= total:
+        raise NoRoom
 
 
 def _riding(name: str) -> Callable[..., Any]:

@@ -19,6 +19,7 @@ from hpsearch.study._summary import (
     count_trials,
     done,
     finished_states,
+    has_room,
     stored_summary,
     study_attrs,
 )
@@ -31,6 +32,7 @@ if TYPE_CHECKING:
 
     from hpsearch.storages._tracking import TrackingRDBStorage
 
+ROOM_POLL_S = 0.5  # how often a worker at the total checks whether a running trial failed
 MAX_STORAGE_RETRIES = 30
 RETRY_DELAY_S = 2.0
 Objective = Callable[["optuna.Trial"], float]
@@ -117,6 +119,7 @@ def optimize(
 
     started = time.perf_counter()
     ensure_study(storage, spec, target, opts)  # a refused resume leaves no artifact folder
+    storage.total = target  # no trial is started beyond it (see TrackingRDBStorage)
     configure_logging(opts.verbose, opts.log_file)
     store = open_store(opts.artifact_dir())  # the folder the objective's store writes to
     study = open_study(storage, spec, notify, opts.worker_tag)
@@ -222,21 +225,45 @@ def _to_total(
     import optuna
 
     from hpsearch.objectives._runner import TrialFailed
+    from hpsearch.storages._tracking import NoRoom
 
     stop = optuna.study.MaxTrialsCallback(target, states=finished_states())
     requeue_cut_off(study)  # after an outage: this process's trials it failed
     while True:
-        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
         if done(study._storage, study.study_name, target):
-            return  # the callback stops only after a trial: a late worker must not start one
-        study.optimize(
-            objective,
-            timeout=remaining,
-            callbacks=[stop, *callbacks],
-            catch=(TrialFailed,),  # stored as FAIL with its error; the study goes on
-        )
-        if remaining == 0.0 or not settle(study):
+            return  # the callbacks stop only after a trial: a late worker must not start one
+        remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+        if remaining == 0.0:
             return
+        try:
+            study.optimize(
+                objective,
+                timeout=remaining,
+                callbacks=[stop, *callbacks],
+                catch=(TrialFailed,),  # stored as FAIL with its error; the study goes on
+            )
+        except NoRoom:  # other workers run the trials the total still needs
+            wait_for_room(study, target, deadline)
+            continue
+        if done(study._storage, study.study_name, target) and not settle(study):
+            return
+
+
+def wait_for_room(study: optuna.Study, target: int, deadline: float | None) -> None:
+    """Wait while other workers run the last trials: until the total, a failure, or the deadline.
+
+    A dead worker's trial goes stale after the grace period and is failed here, which opens its
+    place (and queues its retry) for this worker.
+    """
+    from hpsearch.storages._rdb import fail_stale_trials
+
+    name = study.study_name
+    while not (done(study._storage, name, target) or has_room(study._storage, name, target)):
+        if deadline is not None and time.monotonic() >= deadline:
+            return
+        interrupts.raise_if_requested()
+        time.sleep(ROOM_POLL_S)
+        fail_stale_trials(study)
 
 
 def requeue_cut_off(study: optuna.Study) -> None:

@@ -51,8 +51,9 @@ def run(
     """Run a study until it holds `trials` finished trials, as `hpsearch run` does.
 
     Trials already in storage count toward the total, so calling it again after an
-    interruption runs only the remainder. With `workers` or `gpus`, the trials run in that
-    many `hpsearch worker` processes on the same storage.
+    interruption runs only the remainder. With several workers (the default on a machine with
+    several cores or GPUs), the trials run in that many `hpsearch worker` processes on the same
+    storage.
 
     Args:
         study: A shipped study's name (see `hpsearch studies`), a path to a study file, or a
@@ -61,7 +62,9 @@ def run(
         storage: A SQLAlchemy URL; SQLite by default, PostgreSQL for workers on many machines.
         data_dir: The folder that holds the data sets (MNIST is downloaded there if absent).
         device: ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"cuda:<i>"``.
-        workers: Worker processes to start (default: this process alone, or one per GPU slot).
+        workers: Worker processes to start. Default: one per visible GPU when training on GPUs,
+            else one single-thread worker per CPU core (one core: this process alone); with
+            `objective`, this process alone. ``1`` keeps every trial in this process.
         gpus: ``"all"`` or indices like ``"0,1"``: pin each worker to one GPU.
         workers_per_gpu: Workers sharing one GPU, with `gpus`.
         threads: torch CPU threads per worker (default: the cores shared among the workers).
@@ -108,7 +111,9 @@ def run(
         verbose=verbose,
         log_file=None if log_file is None else Path(log_file),
     )
-    here = workers is None and gpus is None and workers_per_gpu == 1
+    if workers is None and gpus is None and workers_per_gpu == 1 and objective is None:
+        workers, gpus = default_workers(device, threads)
+    here = (workers or 1) == 1 and gpus is None and workers_per_gpu == 1
     if objective is not None and not here:
         raise UsageError(
             f"{arg('objective')} is a function of this process, which worker processes cannot "
@@ -292,9 +297,30 @@ def _run_workers(
     from hpsearch.study._workers import parse_gpus, plan_workers, run_parallel
 
     check_options(opts)  # before planning, which reads threads
-    cpus = os.cpu_count() or 1
-    plans = plan_workers(workers, parse_gpus(gpus), per_gpu, cpus, opts.threads, opts.device)
+    plans = plan_workers(workers, parse_gpus(gpus), per_gpu, cores(), opts.threads, opts.device)
     return run_parallel(spec, opts, plans, dashboard)
+
+
+def default_workers(device: str, threads: int | None) -> tuple[int, str | None]:
+    """Without --workers: one worker per visible GPU, else one single-thread worker per core.
+
+    On CPU, two single-thread processes do 1.6-1.9x the training steps of one process with two
+    threads (small models scale poorly across threads), so every core runs its own trial.
+    """
+    if device != "cpu":
+        import torch
+
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if gpus and device in ("auto", "cuda"):
+            return gpus, "all" if gpus > 1 else None
+        if gpus:  # one named GPU, cuda:<i>
+            return 1, None
+    return max(1, cores() // (threads or 1)), None
+
+
+def cores() -> int:
+    """The CPU cores this process may use (a container's or taskset's limit, not the host's)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _bind_dashboard(port: int) -> Alongside:

@@ -2,8 +2,9 @@
 
 Each worker is a separate `hpsearch worker` process (not a thread) that loads the data once and
 runs trials until the study's total is reached; Optuna's storage is the only thing they share.
-The study can overshoot its total by at most K-1 trials: the workers that are mid-trial when
-the total is reached finish their trial.
+A worker starts a trial only while finished plus running trials fall short of the total, so
+the total is exact unless two workers start their trials in the same instant (milliseconds
+apart, between one's count and its new trial).
 """
 
 from __future__ import annotations
@@ -136,6 +137,8 @@ def worker_command(spec: StudySpec, opts: RunOptions, plan: WorkerPlan, target: 
         cmd += ["--seed", str(opts.seed)]
     if opts.max_epochs is not None:
         cmd += ["--max-epochs", str(opts.max_epochs)]
+    if opts.timeout is not None:  # counted from each worker's start, a second or two late
+        cmd += ["--timeout", repr(opts.timeout)]
     return cmd
 
 

@@ -17,6 +17,7 @@ def objective(params: dict[str, Any], ctx: hpsearch.TrialContext) -> float:
         raise ValueError(f"planned failure in trial {ctx.trial_number}")
     slow = ctx.trial_number in ctx.config.get("slow_trials", [])
     for epoch in range(1, ctx.max_epochs + 1):
-        time.sleep(ctx.config["slow_epoch" if slow else "epoch"])
+        jitter = ctx.config.get("jitter", 0.0) * params["x"]  # workers finish at varied times
+        time.sleep(ctx.config["slow_epoch" if slow else "epoch"] + jitter)
         ctx.report(epoch, score=-((params["x"] - 0.3) ** 2) - 0.1 / epoch)
     return -((params["x"] - 0.3) ** 2)

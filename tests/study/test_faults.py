@@ -33,6 +33,8 @@ max_epochs = 2
 epoch = {epoch}
 slow_epoch = {slow_epoch}
 slow_trials = {slow_trials}
+fail_trials = {fail_trials}
+jitter = {jitter}
 [search]
 x = {{ low = 0.0, high = 1.0 }}
 [sampler]
@@ -54,6 +56,8 @@ def sleepy(tmp_path: Path) -> Callable[..., Path]:
         sampler: str = "random",
         sampler_keys: str = "",
         pruner: str = "none",
+        fail_trials: tuple[int, ...] = (),
+        jitter: float = 0.0,
     ) -> Path:
         shutil.copy(SLEEPY, tmp_path / "sleepy.py")
         path = tmp_path / "sleepy.toml"
@@ -65,11 +69,32 @@ def sleepy(tmp_path: Path) -> Callable[..., Path]:
                 sampler=sampler,
                 sampler_keys=sampler_keys,
                 pruner=pruner,
+                fail_trials=list(fail_trials),
+                jitter=jitter,
             )
         )
         return path
 
     return write
+
+
+@pytest.mark.slow
+def test_workers_stop_at_the_total_and_a_failure_reopens_its_place(
+    sleepy: Callable[..., Path], storage: str
+) -> None:
+    """Three workers, seven trials: finished + running never exceed the total, even at the end.
+
+    Without the count of running trials, the two workers still busy when the seventh trial
+    finishes would each add one (the old bound was workers - 1). Trial 5 raises: its place
+    opens again, so the total is still reached.
+    """
+    url = storage
+    study = sleepy(epoch=0.1, jitter=0.4, fail_trials=(5,))
+    args = ["run", "--study", str(study), "--trials", "7", "--workers", "3", "--threads", "1"]
+    out = finish(hpsearch(*args, "--device", "cpu", "--no-progress", url=url), timeout=240)
+    states = [t.state.name for t in trials(url)]
+    assert states.count("COMPLETE") == 7, out
+    assert states.count("FAIL") == 1 and "RUNNING" not in states, states
 
 
 def worker(study: Path, url: str, beat: tuple[str, ...] = BEAT) -> subprocess.Popen[str]:
@@ -270,3 +295,16 @@ def test_a_workers_ctrl_c_spares_the_retry_another_worker_runs(
     retry = trials(url)[1]
     assert retry.system_attrs.get("failed_trial") == 0
     assert retry.state.name == "COMPLETE", out
+
+
+@pytest.mark.slow
+def test_the_timeout_reaches_every_worker(sleepy: Callable[..., Path], tmp_path: Path) -> None:
+    """`run --timeout` with several workers stops them all (the workers once ignored it)."""
+    url = f"sqlite:///{tmp_path / 'timeout.db'}"
+    study = sleepy(epoch=0.2)
+    args = ["run", "--study", str(study), "--trials", "1000", "--workers", "2", "--threads", "1"]
+    out = finish(hpsearch(*args, "--timeout", "3", "--device", "cpu", url=url), timeout=120)
+    stored = trials(url)
+    assert 0 < len(stored) < 100, out
+    assert {t.user_attrs["worker"] for t in stored} == {"w0", "w1"}
+    assert "RUNNING" not in [t.state.name for t in stored]

@@ -51,7 +51,7 @@ def test_a_ctrl_c_that_surfaces_as_another_error_is_an_interrupt(
     monkeypatch.setattr(_optimize, "optimize_until", ctrl_c_then_a_database_error)
     monkeypatch.setattr("sys.unraisablehook", lambda unraisable: None)  # the dropped Ctrl-C
     args = ["run", "--study", str(make_study()), "--trials", "2", "--storage", storage_url]
-    args += ["--data-dir", str(mnist_dir), "--device", "cpu", "--no-progress"]
+    args += ["--data-dir", str(mnist_dir), "--device", "cpu", "--no-progress", "--workers", "1"]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == INTERRUPTED_EXIT, result.output
     assert "interrupted: finished trials are stored" in result.output

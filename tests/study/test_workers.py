@@ -103,7 +103,7 @@ def test_k_processes_reach_the_total(tmp_path: Path, storage: str) -> None:
     trials = trials_of(storage)
     assert {t.user_attrs["threads"] for t in trials} == {2}
     finished = [t for t in trials if t.state.name in ("COMPLETE", "PRUNED")]
-    assert 12 <= len(finished) <= 12 + 3  # overshoot is at most workers - 1
+    assert 12 <= len(finished) <= 12 + 3  # an overshoot needs two workers starting at once
     assert len({t.number for t in trials}) == len(trials)
     assert not [t for t in trials if t.state.name in ("RUNNING", "FAIL")]
     assert len({t.user_attrs["seed"] for t in trials}) == len(trials)
@@ -173,15 +173,15 @@ def test_ctrl_c_marks_the_cut_trial_failed_and_resume_finishes(tmp_path: Path) -
     assert sum(t.state.name == "COMPLETE" for t in trials_of(url)) == 3
 
 
+@pytest.mark.parametrize("workers", [["--workers", "2"], []], ids=["two", "default"])
 @pytest.mark.slow
-def test_ctrl_c_stops_all_workers(tmp_path: Path) -> None:
+def test_ctrl_c_stops_all_workers(tmp_path: Path, workers: list[str]) -> None:
     url = f"sqlite:///{tmp_path / 'ctrlc.db'}"
     path = study_file(tmp_path, epochs=30)
     proc = run_study_cli(
         path,
         20,
-        "--workers",
-        "2",
+        *workers,
         storage=url,
         start_new_session=True,
         # as from a terminal: a test run started in the background (`pytest &`) would otherwise
@@ -202,14 +202,48 @@ def test_ctrl_c_stops_all_workers(tmp_path: Path) -> None:
 def test_ctrl_c_to_a_worker_reads_as_an_interrupt(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'ctrlc.db'}"
     path = study_file(tmp_path, epochs=30)
-    proc = run_study_cli(path, 3, "--workers", "1", storage=url)
-    running = wait_for_running(url)
+    proc = run_study_cli(path, 3, "--workers", "2", storage=url)
+    wait_for_running(url)
     children = Path(f"/proc/{proc.pid}/task/{proc.pid}/children").read_text().split()
-    os.kill(int(children[0]), signal.SIGINT)  # the worker only, not the run that watches it
-    out = finish(proc, timeout=120)
+    os.kill(int(children[0]), signal.SIGINT)  # one worker only, not the run that watches it
+    out = finish(proc, timeout=240)
     assert proc.returncode == 130, out
     assert "re-run the same command to resume" in out and "fix it" not in out
-    assert trials_of(url)[running.number].state.name == "FAIL"
+    trials = trials_of(url)
+    assert [t.user_attrs["worker"] for t in trials if t.state.name == "FAIL"] == ["w0"]
+    assert not [t for t in trials if t.state.name == "RUNNING"]
+
+
+@pytest.mark.slow
+def test_run_defaults_to_one_single_thread_worker_per_core(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'default.db'}"
+    proc = run_study_cli(study_file(tmp_path), 6, storage=url)
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    trials = trials_of(url)
+    assert sum(t.state.name == "COMPLETE" for t in trials) == 6
+    cores = len(os.sched_getaffinity(0))
+    if cores == 1:
+        assert {t.user_attrs["worker"] for t in trials} == {f"pid {proc.pid}"}
+        return
+    assert {t.user_attrs["threads"] for t in trials} == {1}
+    assert {t.user_attrs["worker"] for t in trials} <= {f"w{i}" for i in range(cores)}
+    assert len({t.user_attrs["worker"] for t in trials}) > 1
+
+
+@pytest.mark.parametrize(
+    ("extra", "affinity"), [(["--workers", "1"], None), ([], {0})], ids=["workers-1", "one-core"]
+)
+@pytest.mark.slow
+def test_one_worker_or_one_core_runs_in_the_process_itself(
+    tmp_path: Path, extra: list[str], affinity: set[int] | None
+) -> None:
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    pin = None if affinity is None else (lambda: os.sched_setaffinity(0, affinity))
+    proc = run_study_cli(study_file(tmp_path), 2, *extra, storage=url, preexec_fn=pin)
+    out = finish(proc)
+    assert proc.returncode == 0, out
+    assert {t.user_attrs["worker"] for t in trials_of(url)} == {f"pid {proc.pid}"}
 
 
 def postgres_server() -> tuple[str, list[str], str]:
@@ -298,6 +332,30 @@ def test_plan_workers_shares_cpus_and_pins_gpus() -> None:
     assert [visible_gpu(i, None) for i in (0, 1)] == ["0", "1"]
     with pytest.raises(UsageError, match="indices like 0,1"):
         parse_gpus("first")
+
+
+def test_the_default_worker_count_is_gpus_on_gpus_else_cores(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import torch
+
+    from hpsearch.study._run import cores, default_workers
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1, 2, 3})
+    assert cores() == 4
+    assert default_workers("cpu", None) == (4, None)  # one single-thread worker per core
+    assert default_workers("cpu", 2) == (2, None)  # --threads 2: cores / 2 workers
+    assert default_workers("cpu", 8) == (1, None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # no GPU here to count
+    assert default_workers("auto", None) == (4, None)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 3)
+    assert default_workers("auto", None) == (3, "all")  # one per GPU, as --gpus all
+    assert default_workers("cuda", 1) == (3, "all")
+    assert default_workers("cuda:1", None) == (1, None)  # the one GPU named
+    assert default_workers("cpu", None) == (4, None)  # --device cpu on a GPU machine
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert default_workers("auto", None) == (1, None)
 
 
 def test_workers_starting_together_on_a_fresh_database_all_open_it(storage: str) -> None:
