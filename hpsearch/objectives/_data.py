@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
+import sys
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from hpsearch.errors import DataError, arg
 from hpsearch.spec import DataSpec
@@ -22,6 +25,7 @@ MNIST_FILES = (
     "t10k-labels-idx1-ubyte",
 )
 MNIST_CLASSES = tuple(str(d) for d in range(10))
+MNIST_CACHE_VERSION = 1  # raise when what read_mnist caches changes
 
 
 @dataclass(frozen=True)
@@ -44,12 +48,18 @@ def offline() -> bool:
 
 
 def read_mnist(root: Path, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """MNIST images (uint8, N x 28 x 28) and labels (int64) of root/MNIST/raw, fetched if absent."""
+    """MNIST images (uint8, N x 28 x 28) and labels (int64) from root/MNIST/raw, cached decoded."""
     raw = root / "MNIST" / "raw"
     if not all((raw / name).is_file() for name in MNIST_FILES):
         download_mnist(root)
     images, labels = (raw / name for name in (MNIST_FILES[:2] if train else MNIST_FILES[2:]))
-    return decode_mnist(images, labels)
+    key = content_key(f"mnist v{MNIST_CACHE_VERSION}", [(p.name, p) for p in (images, labels)])
+    path = cache_dir() / f"mnist-{'train' if train else 'test'}-{key}.pt"
+    cached = read_cache(path, "MNIST", _valid_mnist)
+    if cached is None:
+        cached = dict(zip(("images", "labels"), decode_mnist(images, labels), strict=True))
+        write_cache(cached, path, "MNIST")
+    return cached["images"], cached["labels"]
 
 
 def decode_mnist(images: Path, labels: Path) -> tuple[torch.Tensor, torch.Tensor]:
@@ -97,6 +107,23 @@ def read_idx(path: Path, ndim: int) -> torch.Tensor:
         problem = f"{payload.size} bytes of data where its header promises {math.prod(shape)}"
     raise DataError(
         f"cannot read MNIST in {path.parent}: {path.name} has {problem}; replace the damaged files"
+    )
+
+
+def _valid_mnist(cached: object) -> bool:
+    """A cache file holds what read_mnist stores: uint8 images and as many int64 labels."""
+    import torch
+
+    if not isinstance(cached, dict) or set(cached) != {"images", "labels"}:
+        return False
+    images, labels = cached["images"], cached["labels"]
+    return (
+        isinstance(images, torch.Tensor)
+        and isinstance(labels, torch.Tensor)
+        and images.dtype == torch.uint8
+        and images.dim() == 3
+        and labels.dtype == torch.int64
+        and labels.shape == images.shape[:1]
     )
 
 
@@ -191,13 +218,71 @@ def scan_image_folder(root: Path) -> tuple[tuple[str, ...], list[tuple[Path, int
 
 def image_cache_key(files: list[tuple[Path, int]], root: Path, size: int) -> str:
     """Changes when any file is added, removed, resized, touched or relabelled, or the size."""
-    digest = hashlib.sha256(f"v2 size={size}".encode())
-    for path, label in files:
+    return content_key(
+        f"v2 size={size}", [(f"{path.relative_to(root)}|{label}", path) for path, label in files]
+    )
+
+
+def content_key(header: str, entries: Iterable[tuple[str, Path]]) -> str:
+    """A cache key from a format header and each (name, file) with the file's size and mtime."""
+    digest = hashlib.sha256(header.encode())
+    for name, path in entries:
         stat = path.stat()
-        digest.update(
-            f"{path.relative_to(root)}|{label}|{stat.st_size}|{stat.st_mtime_ns}".encode()
-        )
+        digest.update(f"{name}|{stat.st_size}|{stat.st_mtime_ns}".encode())
     return digest.hexdigest()[:20]
+
+
+def read_cache(path: Path, what: str, valid: Callable[[object], bool]) -> Any:
+    """A decoded cache file's contents; None when absent, or damaged (with a note: rebuilt)."""
+    import torch
+
+    if not path.is_file():
+        return None
+    try:
+        cached = torch.load(path, weights_only=True)
+    except Exception as exc:  # a cut-off or foreign file raises one of several types
+        reason = str(exc).splitlines()[0][:120] if str(exc) else type(exc).__name__
+    else:
+        if valid(cached):
+            return cached
+        reason = "not what hpsearch stores there"
+    print(
+        f"note: decoded {what} cache {path} is unreadable ({reason}); rebuilding it",
+        file=sys.stderr,
+    )
+    return None
+
+
+def write_cache(contents: object, path: Path, what: str) -> None:
+    """Store decoded tensors atomically (a concurrent worker sees a whole file or none)."""
+    import torch
+
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save(contents, tmp)
+        os.replace(tmp, path)
+    except (OSError, RuntimeError) as exc:  # torch.save reports a full disk as RuntimeError
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        reason = str(exc).splitlines()[0][:120]
+        print(
+            f"note: cannot write decoded {what} cache {path} ({reason}); it is decoded again "
+            "next time unless HPSEARCH_CACHE_DIR names a writable folder",
+            file=sys.stderr,
+        )
+
+
+def _valid_images(cached: object, count: int) -> bool:
+    """An image cache file holds uint8 N x 3 x S x S images, one per file."""
+    import torch
+
+    return (
+        isinstance(cached, torch.Tensor)
+        and cached.dtype == torch.uint8
+        and cached.dim() == 4
+        and len(cached) == count
+    )
 
 
 def decode_images(files: list[tuple[Path, int]], size: int) -> torch.Tensor:
@@ -226,14 +311,10 @@ def load_image_set(spec: DataSpec, root: Path) -> ImageSet:
     classes, files = scan_image_folder(folder)
     key = image_cache_key(files, folder, spec.image_size)
     path = cache_dir() / f"{spec.folder.replace('/', '_')}-{key}.pt"
-    if path.is_file():
-        images = torch.load(path, weights_only=True)
-    else:
+    images = read_cache(path, "image", lambda cached: _valid_images(cached, len(files)))
+    if images is None:
         images = decode_images(files, spec.image_size)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        torch.save(images, tmp)
-        os.replace(tmp, path)  # atomic: a concurrent worker sees a whole file or none
+        write_cache(images, path, "image")
     labels = torch.tensor([label for _, label in files], dtype=torch.int64)
     train, valid, test = stratified_split(labels, spec, classes)
     return ImageSet(images, labels, classes, train, valid, test)

@@ -1,7 +1,8 @@
-"""MNIST loading and the fixed seeded split."""
+"""MNIST loading, its decoded cache, and the fixed seeded split."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 
@@ -12,11 +13,20 @@ from hpsearch.errors import DataError
 from hpsearch.objectives._data import (
     MNIST_FILES,
     _flat,
+    load_image_set,
     mnist_splits,
     read_mnist,
     split_indices,
 )
 from hpsearch.spec import DataSpec
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A decoded-data cache folder of this test's own, so its files can be counted."""
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("HPSEARCH_CACHE_DIR", str(folder))
+    return folder
 
 
 @pytest.fixture
@@ -74,17 +84,83 @@ def test_full_mnist_split_is_48000_12000(full_data_dir: Path) -> None:
     assert labels.bincount().tolist() == [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009]
 
 
-def test_decoded_mnist_is_what_torchvision_reads(mnist_dir: Path) -> None:
+def test_decoded_mnist_is_what_torchvision_reads(cache: Path, mnist_dir: Path) -> None:
     from torchvision.datasets import MNIST
 
     for train in (True, False):
         reference = MNIST(str(mnist_dir), train=train)
-        images, labels = read_mnist(mnist_dir, train=train)
-        assert images.dtype == torch.uint8 and labels.dtype == torch.int64
-        assert torch.equal(images, reference.data) and torch.equal(labels, reference.targets)
+        for _ in ("decoded", "from the cache"):
+            images, labels = read_mnist(mnist_dir, train=train)
+            assert images.dtype == torch.uint8 and labels.dtype == torch.int64
+            assert torch.equal(images, reference.data) and torch.equal(labels, reference.targets)
+    assert len(list(cache.glob("mnist-*.pt"))) == 2  # one per split
 
 
-def test_idx_header_and_counts_are_checked(mnist_copy: Path) -> None:
+def test_mnist_cache_is_built_once_reused_and_rebuilt_on_change(
+    cache: Path, mnist_copy: Path
+) -> None:
+    images, labels = read_mnist(mnist_copy, train=True)
+    (built,) = cache.glob("mnist-train-*.pt")
+    # Reused: what the cache holds is what a later read returns, the IDX files unread.
+    torch.save({"images": images[:10].clone(), "labels": labels[:10].clone()}, built)
+    assert len(read_mnist(mnist_copy, train=True)[1]) == 10
+    # Rebuilt once an IDX file changes (here only touched), into a new entry.
+    touched = mnist_copy / "MNIST" / "raw" / "train-labels-idx1-ubyte"
+    os.utime(touched, ns=(touched.stat().st_atime_ns, touched.stat().st_mtime_ns + 10**9))
+    again, again_labels = read_mnist(mnist_copy, train=True)
+    assert torch.equal(again, images) and torch.equal(again_labels, labels)
+    assert len(list(cache.glob("mnist-train-*.pt"))) == 2
+    assert not list(cache.glob("*.tmp"))  # written through a temporary file, then renamed
+
+
+@pytest.mark.parametrize("damage", [b"", b"PK\x03\x04 cut off", None])
+def test_damaged_mnist_cache_is_rebuilt_with_a_note(
+    cache: Path, mnist_dir: Path, capsys: pytest.CaptureFixture[str], damage: bytes | None
+) -> None:
+    images, labels = read_mnist(mnist_dir, train=False)
+    (cached,) = cache.glob("mnist-test-*.pt")
+    if damage is None:  # a whole file, but not what hpsearch stores
+        torch.save({"images": images.float()}, cached)
+    else:
+        cached.write_bytes(damage)
+    capsys.readouterr()
+    again, again_labels = read_mnist(mnist_dir, train=False)
+    assert torch.equal(again, images) and torch.equal(again_labels, labels)
+    err = capsys.readouterr().err
+    assert err.startswith("note: decoded MNIST cache") and "rebuilding it" in err
+    assert err.count("\n") == 1
+    read_mnist(mnist_dir, train=False)
+    assert capsys.readouterr().err == ""  # the rebuilt file is whole
+
+
+def test_damaged_image_cache_is_rebuilt_with_a_note(
+    cache: Path, mnist_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = DataSpec(dataset="flowers", image_size=16)
+    images = load_image_set(spec, mnist_dir).images
+    (cached,) = cache.glob("flowers-*.pt")
+    cached.write_bytes(cached.read_bytes()[:1000])
+    capsys.readouterr()
+    assert torch.equal(load_image_set(spec, mnist_dir).images, images)
+    assert capsys.readouterr().err.startswith("note: decoded image cache")
+
+
+def test_unwritable_cache_folder_still_reads_with_a_note(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mnist_dir: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("HPSEARCH_CACHE_DIR", str(tmp_path / "a-file" / "cache"))
+    images, _ = read_mnist(mnist_dir, train=False)
+    assert images.shape == (1000, 28, 28)
+    err = capsys.readouterr().err
+    assert err.startswith("note: cannot write decoded MNIST cache") and err.count("\n") == 1
+    assert "HPSEARCH_CACHE_DIR" in err
+
+
+def test_idx_header_and_counts_are_checked(cache: Path, mnist_copy: Path) -> None:
     raw = mnist_copy / "MNIST" / "raw"
     labels = raw / "train-labels-idx1-ubyte"
     labels.write_bytes((raw / "t10k-labels-idx1-ubyte").read_bytes())  # 1,000 for 3,000 images
@@ -93,6 +169,7 @@ def test_idx_header_and_counts_are_checked(mnist_copy: Path) -> None:
     labels.write_bytes(b"\x00\x00\x0d\x01" + labels.read_bytes()[4:])  # floats, not bytes
     with pytest.raises(DataError, match=r"train-labels-idx1-ubyte has no header of an IDX file"):
         read_mnist(mnist_copy, train=True)
+    assert not list(cache.glob("mnist-*.pt"))  # nothing cached from damaged files
 
 
 def test_splits_normalize_as_before(mnist_dir: Path) -> None:
