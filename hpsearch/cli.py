@@ -270,7 +270,13 @@ def create(
 @storage_option
 @training_options
 @click.option("--threads", type=COUNT, default=None, help="torch CPU threads for this worker.")
-@click.option("--tag", default=None, hidden=True, help="Mixed into the sampler's seed.")
+@click.option(
+    "--tag",
+    envvar="HPSEARCH_WORKER_TAG",
+    default=None,
+    help="This worker's name on its trials and in `status`, also mixed into its sampler's seed "
+    "(env HPSEARCH_WORKER_TAG; default: host name and process id).",
+)
 @click.option(
     "--quiet-interrupt", is_flag=True, hidden=True, help="Started by run --workers: it says it."
 )
