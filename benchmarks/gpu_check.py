@@ -171,8 +171,14 @@ def main() -> None:
         lines = ["mnist-reg MLP, BatchNorm, one training epoch (after a warm-up epoch):", ""]
         lines += epoch_times(mode)
         rows, url = packed(mode, folder)
-        lines += ["", f"mnist-reg, trials of at most {mode.mnist_epochs} epochs, new trials "
-                  f"started for {mode.study_seconds:.0f} s per setting:", "", *rows, ""]
+        lines += [
+            "",
+            f"mnist-reg, trials of at most {mode.mnist_epochs} epochs, new trials "
+            f"started for {mode.study_seconds:.0f} s per setting:",
+            "",
+            *rows,
+            "",
+        ]
         lines += [rerun_line(mode, folder, url), "", flowers_line(mode, folder)]
     import torch
 

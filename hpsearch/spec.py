@@ -19,6 +19,7 @@ Optimizer = Literal["sgd", "momentum", "adagrad", "rmsprop", "adam", "adamw"]
 Init = Literal["he", "xavier"]
 Schedule = Literal["constant", "cosine"]
 Metric = Literal["valid_accuracy", "valid_loss"]
+EarlyStopping = Literal["valid_loss", "valid_accuracy"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ class TrainingSpec:
 
     max_epochs: int = 20
     patience: int = 3
+    early_stopping: EarlyStopping = "valid_loss"  # the validation number that picks the best epoch
     metric: Metric = "valid_accuracy"
     optimizer: Optimizer = "adam"
     init: Init = "he"

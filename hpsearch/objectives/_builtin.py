@@ -56,6 +56,7 @@ class Classifier:
             ctx=ctx,
             batch_size=hp.batch_size,
             patience=hp.patience,
+            early_stopping=hp.early_stopping,
             l1=hp.l1,
             schedule=hp.schedule,
             mixup=hp.mixup,

@@ -23,6 +23,7 @@ def fit(
     *,
     batch_size: int = 128,
     patience: int = 3,
+    early_stopping: str = "valid_loss",
     l1: float = 0.0,
     schedule: str = "constant",
     mixup: float = 0.0,
@@ -31,8 +32,9 @@ def fit(
     """Train a classifier with cross-entropy on whole tensors, reporting every epoch to `ctx`.
 
     Batches are drawn by a seeded permutation of the tensors (no DataLoader); training stops
-    after `patience` epochs without a better validation loss, or at ``ctx.max_epochs``, and the
-    best epoch's weights are restored in `model`. Each epoch reports ``train_loss``,
+    after `patience` epochs without a better validation loss (or accuracy, with
+    `early_stopping`), or at ``ctx.max_epochs``, and the best epoch's weights are restored in
+    `model`. Each epoch reports ``train_loss``,
     ``valid_loss`` and ``valid_accuracy`` through ``ctx.report`` (so the pruner can stop it):
     use one of the last two as the study's ``objective.metric``.
 
@@ -43,7 +45,9 @@ def fit(
         valid: Validation inputs and labels, on ``ctx.device``.
         ctx: The trial's context.
         batch_size: Examples per training step.
-        patience: Epochs without a better validation loss before stopping.
+        patience: Epochs without a better best epoch before stopping.
+        early_stopping: ``"valid_loss"`` (lowest wins) or ``"valid_accuracy"`` (highest wins):
+            what picks the best epoch, whose weights are restored and whose metric is returned.
         l1: Weight of an L1 penalty on the weights (0: none).
         schedule: ``"constant"``, or ``"cosine"`` to decay the learning rate to 0.
         mixup: Beta(a, a) parameter for blending each batch with a shuffled copy (0: off).
@@ -63,7 +67,14 @@ def fit(
 
     splits = Splits(train[0], train[1], valid[0], valid[1], classes=())
     cfg = _train.FitConfig(
-        ctx.max_epochs, batch_size, patience, ctx.seed, l1, schedule, mixup=mixup
+        ctx.max_epochs,
+        batch_size,
+        patience,
+        ctx.seed,
+        l1,
+        schedule,
+        mixup=mixup,
+        early_stopping=early_stopping,
     )
 
     def report(stats: _train.EpochStats) -> None:

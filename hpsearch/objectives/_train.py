@@ -48,6 +48,7 @@ class FitConfig:
     label_smoothing: float = 0.0  # training loss only; validation loss stays plain cross-entropy
     mixup: float = 0.0  # Beta(a, a) for blending each batch with a shuffled copy; 0: off
     cutmix: float = 0.0  # Beta(a, a) for pasting a box from a shuffled copy; 0: off
+    early_stopping: str = "valid_loss"  # or "valid_accuracy": picks the best epoch, paces patience
 
 
 @dataclass(frozen=True)
@@ -240,19 +241,22 @@ def fit(
     on_epoch: Callable[[EpochStats], None],
     augment: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> FitResult:
-    """Train with early stopping on validation loss and restore the best epoch's weights.
+    """Train with early stopping and restore the best epoch's weights.
 
+    The best epoch is the lowest validation loss, or the highest validation accuracy with
+    `cfg.early_stopping = "valid_accuracy"`; training stops `cfg.patience` epochs after it.
     `on_epoch` runs after every epoch (report, record, prune); an exception from it, such as
     optuna.TrialPruned, stops training and propagates.
     """
     import torch
 
+    score = epoch_score(cfg.early_stopping)
     generator = torch.Generator().manual_seed(cfg.seed)
     scheduler = make_scheduler(optimizer, cfg)
     history: list[EpochStats] = []
     best: EpochStats | None = None
     best_state: dict[str, Any] | None = None
-    best_loss = math.inf
+    best_score = math.inf
     for epoch in range(1, cfg.max_epochs + 1):
         started = time.perf_counter()
         train_loss = train_epoch(model, optimizer, splits, cfg, generator, augment)
@@ -261,12 +265,23 @@ def fit(
         valid_loss, valid_acc = evaluate(model, splits.x_valid, splits.y_valid)
         stats = EpochStats(epoch, train_loss, valid_loss, valid_acc, time.perf_counter() - started)
         history.append(stats)
-        if best is None or valid_loss < best_loss:  # NaN never beats a finite loss
+        if best is None or score(stats) < best_score:  # NaN never beats a finite score
             best, best_state = stats, copy.deepcopy(model.state_dict())
-            best_loss = valid_loss if math.isfinite(valid_loss) else math.inf
+            best_score = score(stats) if math.isfinite(score(stats)) else math.inf
         on_epoch(stats)
         if not math.isfinite(train_loss) or epoch - best.epoch >= cfg.patience:
             break
     assert best is not None and best_state is not None
     model.load_state_dict(best_state)
     return FitResult(best=best, history=history)
+
+
+def epoch_score(early_stopping: str) -> Callable[[EpochStats], float]:
+    """Lower is better: the validation loss, or the validation accuracy negated."""
+    if early_stopping == "valid_loss":
+        return lambda stats: stats.valid_loss
+    if early_stopping == "valid_accuracy":
+        return lambda stats: -stats.valid_accuracy
+    raise UsageError(
+        f"{arg('early_stopping')} must be valid_loss or valid_accuracy but got '{early_stopping}'"
+    )

@@ -20,6 +20,7 @@ from hpsearch.study._summary import RunSummary, done, stored_summary, study_attr
 if TYPE_CHECKING:
     from hpsearch.objectives._runner import ObjectiveFn
     from hpsearch.reporting._dashboard import Alongside
+    from hpsearch.storages._tracking import TrackingRDBStorage
 
 StudyArg = str | os.PathLike[str] | StudySpec
 
@@ -262,7 +263,10 @@ def run_here(
         return stored_summary(storage, spec.name, target, 0.0)
     if dashboard is not None:
         dashboard.start(opts.storage, opts.artifact_dir())
-    return optimize(spec, opts, storage, target, notify or write_note, objective)
+    try:
+        return optimize(spec, opts, storage, target, notify or write_note, objective)
+    finally:
+        close(storage)
 
 
 def join_here(
@@ -282,7 +286,10 @@ def join_here(
     if not target:
         raise UsageError(f"study '{spec.name}' has no recorded total; pass {arg('trials', 'N')}")
     objective = prepare(spec, opts)
-    return optimize(spec, opts, storage, int(target), notify or write_note, objective)
+    try:
+        return optimize(spec, opts, storage, int(target), notify or write_note, objective)
+    finally:
+        close(storage)
 
 
 def _run_workers(
@@ -321,6 +328,11 @@ def default_workers(device: str, threads: int | None) -> tuple[int, str | None]:
 def cores() -> int:
     """The CPU cores this process may use (a container's or taskset's limit, not the host's)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def close(storage: TrackingRDBStorage) -> None:
+    """Close the database connections: SQLite folds its write-ahead log into the file now."""
+    storage.engine.dispose()
 
 
 def _bind_dashboard(port: int) -> Alongside:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from hpsearch.reporting._dashboard import Alongside
 
 POLL_S = 1.0
+EXIT_POLL_S = 0.1
 STOP_GRACE_S = 30.0
 
 
@@ -149,12 +150,13 @@ def run_parallel(
     dashboard: Alongside | None = None,
 ) -> RunSummary:
     """Start the workers, show progress from storage, and stop them all cleanly on Ctrl-C."""
-    from hpsearch.objectives._factory import check_data
+    from hpsearch.objectives._factory import check_data, objective_function
     from hpsearch.objectives._train import resolve_device
     from hpsearch.storages._artifacts import check_writable
 
     target = require_total(opts.trials)
     spec = with_overrides(spec, opts)
+    objective_function(spec)  # a missing or broken entry fails here, once, not in every worker
     check_devices(plans)
     check_writable(opts.artifact_dir())
     check_data(spec, opts.data_dir, resolve_device("cpu"))  # bad data fails here, once,
@@ -178,7 +180,9 @@ def run_parallel(
     if failed:
         codes = ", ".join(f"worker {i} exited with {code}" for i, code in failed)
         raise HPSearchError(f"{codes}; see its message above, fix it and re-run to resume")
-    return stored_summary(storage, spec.name, target, time.perf_counter() - started)
+    summary = stored_summary(storage, spec.name, target, time.perf_counter() - started)
+    storage.engine.dispose()  # SQLite folds its write-ahead log into the file now
+    return summary
 
 
 def _spawn(spec: StudySpec, opts: RunOptions, plan: WorkerPlan) -> subprocess.Popen[bytes]:
@@ -209,13 +213,16 @@ def _watch(
 
     study = optuna.load_study(study_name=spec.name, storage=storage)  # type: ignore[arg-type]
     progress = TrialProgress(study, opts.trials or 0, enabled=opts.progress)
+    shown = 0.0
     try:
         while True:
             done = all(p.poll() is not None for p in procs)
-            progress.refresh(f"workers={sum(p.poll() is None for p in procs)} ")
+            if done or time.monotonic() - shown >= POLL_S:  # storage read once a second
+                progress.refresh(f"workers={sum(p.poll() is None for p in procs)} ")
+                shown = time.monotonic()
             if done:
                 return
-            time.sleep(POLL_S)
+            time.sleep(EXIT_POLL_S)  # a worker's exit is noticed within a tenth of a second
     finally:
         progress.close()
 
