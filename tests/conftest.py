@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import subprocess
 import tempfile
 import uuid
@@ -20,11 +22,13 @@ from hpsearch.objectives import _train
 # Tests never download anything: data comes from tests/data or HPSEARCH_DATA_DIR.
 os.environ["HPSEARCH_OFFLINE"] = "1"
 os.environ.pop("HPSEARCH_STORAGE", None)
-# Decoded-image caches go to a throwaway folder, never the user's ~/.cache.
+# Decoded-data caches go to a throwaway folder, never the user's ~/.cache, removed at the end.
 os.environ["HPSEARCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="hpsearch-test-cache-")
 
 from processes import postgres_url
 from repo import TEST_DATA
+
+atexit.register(shutil.rmtree, os.environ["HPSEARCH_CACHE_DIR"], ignore_errors=True)
 
 TINY_STUDY = """\
 description = "tiny test study"
