@@ -94,20 +94,26 @@ def set_threads(threads: int | None) -> None:
 def make_optimizer(
     name: str, params: Any, lr: float, weight_decay: float, momentum: float
 ) -> torch.optim.Optimizer:
-    """The named optimizer with weight decay set on it (AdamW's is decoupled from the gradient)."""
+    """The named optimizer with weight decay set on it (AdamW's is decoupled from the gradient).
+
+    Torch's fused kernel where it has one: one pass over each tensor instead of a dozen, 4x
+    faster for Adam on CPU (benchmarks/step_cost.py); RMSprop has none.
+    """
     import torch
 
     if name == "sgd":
-        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, fused=True)
     if name == "momentum":
-        return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        return torch.optim.SGD(
+            params, lr=lr, momentum=momentum, weight_decay=weight_decay, fused=True
+        )
     if name == "adagrad":
-        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.Adagrad(params, lr=lr, weight_decay=weight_decay, fused=True)
     if name == "rmsprop":
         return torch.optim.RMSprop(params, lr=lr, weight_decay=weight_decay)
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
-    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay, fused=True)
 
 
 def make_scheduler(
@@ -168,7 +174,7 @@ def train_epoch(
     total = torch.zeros((), device=splits.x_train.device)
     for start, stop in batch_bounds(n, cfg.batch_size):
         idx = order[start:stop]
-        xb, yb = splits.x_train[idx], splits.y_train[idx]
+        xb, yb = rows(splits.x_train, idx), rows(splits.y_train, idx)
         if augment is not None:
             xb = augment(xb)
         loss = batch_loss(model, xb, yb, cfg)
@@ -179,6 +185,14 @@ def train_epoch(
         loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
     return float(total.item()) / n
+
+
+def rows(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """x[idx], by index_select when x is contiguous: on 2 CPU threads ~10x faster than indexing.
+
+    Indexing keeps another layout (a user's channels-last images); index_select would not.
+    """
+    return x.index_select(0, idx) if x.is_contiguous() else x[idx]
 
 
 def batch_bounds(n: int, batch_size: int) -> list[tuple[int, int]]:
