@@ -123,7 +123,10 @@ def keep_set(trials: list[FrozenTrial], maximize: bool, top_k: int) -> set[int]:
 
 
 def prune_store(store: ArtifactStore, study: optuna.Study, top_k: int) -> list[str]:
-    """Remove the weights of trials outside the keep set; returns the removed ids."""
+    """Remove the weights of finished trials outside the keep set; returns the removed ids.
+
+    A trial still running (another worker's) keeps its weights: it may finish best.
+    """
     from optuna.artifacts.exceptions import ArtifactNotFound
 
     trials = study.get_trials(deepcopy=False)
@@ -131,7 +134,7 @@ def prune_store(store: ArtifactStore, study: optuna.Study, top_k: int) -> list[s
     removed = []
     for trial in trials:
         artifact_id = trial.user_attrs.get(_keys.WEIGHTS_ARTIFACT)
-        if artifact_id and trial.number not in keep:
+        if artifact_id and trial.state.is_finished() and trial.number not in keep:
             try:
                 store.remove(artifact_id)
                 removed.append(artifact_id)

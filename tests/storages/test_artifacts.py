@@ -111,3 +111,24 @@ def test_artifacts_folder_from_the_option(
     )
     assert result.exit_code == 0, result.output
     assert len(list(folder.iterdir())) == 1
+
+
+def test_pruning_spares_the_weights_of_a_trial_still_running(tmp_path: Path) -> None:
+    """Another worker's running trial may finish best: its weights must not be pruned away."""
+    from torch import nn
+
+    from hpsearch.storages._artifacts import open_store, prune_store, upload_weights
+
+    store = open_store(tmp_path / "artifacts")
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 't.db'}", direction="maximize")
+    running = study.ask()
+    upload_weights(store, running, nn.Linear(2, 2))
+    ids = {}
+    for value in (0.1, 0.2, 0.3):
+        trial = study.ask()
+        ids[value] = upload_weights(store, trial, nn.Linear(2, 2))
+        study.tell(trial, value)
+    removed = prune_store(store, study, top_k=1)
+    assert removed == [ids[0.1], ids[0.2]]  # finished and outside the top 1
+    kept = {p.name for p in (tmp_path / "artifacts").rglob("*") if p.is_file()}
+    assert len(kept) == 2  # the best finished trial's, and the running trial's
