@@ -19,7 +19,6 @@ from hpsearch.study._summary import (
     count_trials,
     done,
     finished_states,
-    has_room,
     stored_summary,
     study_attrs,
 )
@@ -243,27 +242,23 @@ def _to_total(
                 catch=(TrialFailed,),  # stored as FAIL with its error; the study goes on
             )
         except NoRoom:  # other workers run the trials the total still needs
-            wait_for_room(study, target, deadline)
+            pause_for_room(study)
             continue
         if done(study._storage, study.study_name, target) and not settle(study):
             return
 
 
-def wait_for_room(study: optuna.Study, target: int, deadline: float | None) -> None:
-    """Wait while other workers run the last trials: until the total, a failure, or the deadline.
+def pause_for_room(study: optuna.Study) -> None:
+    """Pause while other workers run the last trials; the next attempt to start one counts again.
 
     A dead worker's trial goes stale after the grace period and is failed here, which opens its
     place (and queues its retry) for this worker.
     """
     from hpsearch.storages._rdb import fail_stale_trials
 
-    name = study.study_name
-    while not (done(study._storage, name, target) or has_room(study._storage, name, target)):
-        if deadline is not None and time.monotonic() >= deadline:
-            return
-        interrupts.raise_if_requested()
-        time.sleep(ROOM_POLL_S)
-        fail_stale_trials(study)
+    interrupts.raise_if_requested()
+    time.sleep(ROOM_POLL_S)
+    fail_stale_trials(study)
 
 
 def requeue_cut_off(study: optuna.Study) -> None:

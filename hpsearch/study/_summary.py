@@ -88,20 +88,6 @@ def done(storage: optuna.storages.BaseStorage, name: str, target: int) -> bool:
     return not queued and finished_count(storage, name) >= target
 
 
-def has_room(storage: optuna.storages.BaseStorage, name: str, target: int) -> bool:
-    """Starting a trial cannot overshoot the total: a retry waits, or finished + running fall short.
-
-    Running trials count as spoken for, so workers never start more trials than the total
-    needs; if one fails, its place opens again.
-    """
-    from optuna.trial import TrialState
-
-    if count_trials(storage, name, (TrialState.WAITING,)):
-        return True
-    taken = count_trials(storage, name, (*finished_states(), TrialState.RUNNING))
-    return taken < target
-
-
 def count_trials(
     storage: optuna.storages.BaseStorage, name: str, states: tuple[TrialState, ...] | None
 ) -> int:
