@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import optuna
 import pytest
@@ -16,6 +18,58 @@ from repo import TESTS
 
 SLEEPY = TESTS / "study" / "sleepy.py"  # a user's objective that sleeps per epoch
 BEAT = ("--heartbeat", "1", "--grace-period", "3")
+SLEEPY_STUDY = """\
+seed = 1
+[objective]
+entry = "sleepy.py:objective"
+metric = "score"
+direction = "maximize"
+max_epochs = {max_epochs}
+[objective.config]
+epoch = {epoch}
+slow_epoch = {slow_epoch}
+slow_trials = {slow_trials}
+fail_trials = {fail_trials}
+jitter = {jitter}
+[search]
+x = {{ low = 0.0, high = 1.0 }}
+[sampler]
+kind = "{sampler}"
+{sampler_keys}
+[pruner]
+kind = "{pruner}"
+"""
+
+
+def sleepy_study(
+    folder: Path,
+    epoch: float = 0.05,
+    slow_epoch: float = 0.05,
+    slow_trials: tuple[int, ...] = (),
+    fail_trials: tuple[int, ...] = (),
+    jitter: float = 0.0,
+    max_epochs: int = 2,
+    sampler: str = "random",
+    sampler_keys: str = "",
+    pruner: str = "none",
+) -> Path:
+    """folder/sleepy.toml, a study of the sleepy objective, with the objective's code beside it."""
+    shutil.copy(SLEEPY, folder / "sleepy.py")
+    path = folder / "sleepy.toml"
+    config = {"slow_trials": list(slow_trials), "fail_trials": list(fail_trials)}
+    path.write_text(
+        SLEEPY_STUDY.format(
+            max_epochs=max_epochs,
+            epoch=epoch,
+            slow_epoch=slow_epoch,
+            jitter=jitter,
+            sampler=sampler,
+            sampler_keys=sampler_keys,
+            pruner=pruner,
+            **config,
+        )
+    )
+    return path
 
 
 def postgres_url() -> str | None:

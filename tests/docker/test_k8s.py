@@ -32,7 +32,7 @@ import pytest
 import yaml
 
 from hpsearch.cli import main
-from processes import SLEEPY, hpsearch, postgres_url, wait_until
+from processes import hpsearch, postgres_url, sleepy_study, wait_until
 from repo import REPO
 
 # Every field used is GA in 1.31 (podFailurePolicy was the last); kubernetes-validate bundles
@@ -713,22 +713,6 @@ def test_the_init_containers_create_the_study_together_on_a_new_database(storage
     assert all(f"total {study['trials']} trials" in out for out in outputs), outputs
 
 
-SLEEPY_STUDY = """\
-seed = 1
-[objective]
-entry = "sleepy.py:objective"
-metric = "score"
-direction = "maximize"
-max_epochs = 2
-[objective.config]
-epoch = 3.0
-[search]
-x = { low = 0.0, high = 1.0 }
-[sampler]
-kind = "random"
-"""
-
-
 def child_of(pid: int) -> int:
     """The pid of a process's one child (from /proc, where other processes come and go)."""
     children = []
@@ -754,8 +738,7 @@ def test_the_pre_stop_hook_stops_a_worker_running_as_pid_1_like_ctrl_c(tmp_path:
     """In a pod hpsearch is PID 1: SIGTERM is ignored, the hook's SIGINT stops it cleanly."""
     if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("nsenter")):
         pytest.skip("needs root with unshare and nsenter for a PID namespace")
-    shutil.copy(SLEEPY, tmp_path / "sleepy.py")
-    (tmp_path / "sleepy.toml").write_text(SLEEPY_STUDY)
+    sleepy_study(tmp_path, epoch=3.0)
     url = f"sqlite:///{tmp_path / 'trials.db'}"
     created = hpsearch("create", "--study", str(tmp_path / "sleepy.toml"), "--trials", "9", url=url)
     assert created.wait(timeout=60) == 0

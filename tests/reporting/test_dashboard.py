@@ -6,7 +6,6 @@ import html
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -269,31 +268,6 @@ def test_a_bad_address_is_one_line_before_any_banner(
 
 # ------------------------------------------------------------ `hpsearch run --dashboard`
 
-SLEEPY_STUDY = """\
-seed = 1
-[objective]
-entry = "sleepy.py:objective"
-metric = "score"
-direction = "maximize"
-max_epochs = 2
-[objective.config]
-epoch = {epoch}
-[search]
-x = {{ low = 0.0, high = 1.0 }}
-[sampler]
-kind = "random"
-"""
-
-
-def sleepy_study(folder: Path, epoch: float) -> Path:
-    """A study file of the sleepy objective (each epoch sleeps), with its code beside it."""
-    from processes import SLEEPY
-
-    shutil.copy(SLEEPY, folder / "sleepy.py")
-    path = folder / "sleepy.toml"
-    path.write_text(SLEEPY_STUDY.format(epoch=epoch))
-    return path
-
 
 def port_is_free(port: int) -> bool:
     """Nobody listens on the loopback port."""
@@ -303,7 +277,7 @@ def port_is_free(port: int) -> bool:
 
 @pytest.mark.slow
 def test_run_with_a_dashboard_serves_the_study_and_stops_with_the_run(tmp_path: Path) -> None:
-    from processes import hpsearch
+    from processes import hpsearch, sleepy_study
 
     require_chromium()
     study = sleepy_study(tmp_path, epoch=1.0)  # 100 trials x 2 s: the run outlasts the test
@@ -334,6 +308,7 @@ def test_run_with_a_dashboard_serves_the_study_and_stops_with_the_run(tmp_path: 
 @pytest.mark.slow
 def test_the_python_api_serves_the_dashboard_during_the_run_only(tmp_path: Path) -> None:
     import hpsearch
+    from processes import sleepy_study
 
     port, seen = free_port(), []
 

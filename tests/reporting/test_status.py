@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import time
 from collections.abc import Callable
@@ -14,27 +13,14 @@ import pytest
 from click.testing import CliRunner
 
 from hpsearch.cli import main
-from processes import BEAT, SLEEPY, hpsearch, wait_until
+from processes import BEAT, hpsearch, wait_until
+from processes import sleepy_study as sleepy_file
 from processes import sleepy_trials as trials
 
-STUDY = """\
-seed = 1
-[objective]
-entry = "sleepy.py:objective"
-metric = "score"
-direction = "maximize"
-max_epochs = 3
-[objective.config]
-epoch = 3.0
-slow_epoch = 3.0
-fail_trials = [0]
-[search]
-x = { low = 0.0, high = 1.0 }
-[sampler]
-kind = "random"
-[pruner]
-kind = "none"
-"""
+
+def sleepy(folder: Path) -> Path:
+    """Trials of three 3-second epochs; trial 0 fails at once."""
+    return sleepy_file(folder, epoch=3.0, slow_epoch=3.0, fail_trials=(0,), max_epochs=3)
 
 
 def reporting(number: int) -> Callable[[list[optuna.trial.FrozenTrial]], bool]:
@@ -48,9 +34,7 @@ def reporting(number: int) -> Callable[[list[optuna.trial.FrozenTrial]], bool]:
 def test_status_shows_a_live_a_stale_and_a_failed_trial(tmp_path: Path, storage: str) -> None:
     """A running worker, a killed one (stale past the grace period) and a failed trial."""
     url = storage
-    shutil.copy(SLEEPY, tmp_path / "sleepy.py")
-    study = tmp_path / "sleepy.toml"
-    study.write_text(STUDY)
+    study = sleepy(tmp_path)
     created = hpsearch("create", "--study", str(study), "--trials", "6", url=url)
     assert created.wait(timeout=60) == 0, created.communicate()
     work = ["worker", "--study", str(study), "--device", "cpu", "--no-progress", *BEAT]
@@ -85,9 +69,7 @@ def test_status_shows_a_live_a_stale_and_a_failed_trial(tmp_path: Path, storage:
 
 def test_status_of_a_missing_study_or_database_is_one_line(tmp_path: Path) -> None:
     """Nothing is created; the fix is named."""
-    shutil.copy(SLEEPY, tmp_path / "sleepy.py")
-    study = tmp_path / "sleepy.toml"
-    study.write_text(STUDY)
+    study = sleepy(tmp_path)
     url = f"sqlite:///{tmp_path / 'none.db'}"
     result = CliRunner().invoke(main, ["status", "--study", str(study), "--storage", url])
     assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
@@ -102,9 +84,7 @@ def test_status_of_a_missing_study_or_database_is_one_line(tmp_path: Path) -> No
 @pytest.mark.slow
 def test_watch_stops_on_ctrl_c_with_one_line(tmp_path: Path) -> None:
     """Exit 130 and one line on standard error, no traceback."""
-    study = tmp_path / "sleepy.toml"
-    study.write_text(STUDY)
-    shutil.copy(SLEEPY, tmp_path / "sleepy.py")
+    study = sleepy(tmp_path)
     url = f"sqlite:///{tmp_path / 'watch.db'}"
     created = hpsearch("create", "--study", str(study), "--trials", "2", url=url)
     assert created.wait(timeout=60) == 0
@@ -121,9 +101,7 @@ def test_status_on_an_unreachable_postgresql_is_one_line_without_the_password(
     tmp_path: Path,
 ) -> None:
     """Port 1 on loopback refuses connections: one line, the password masked, exit 1."""
-    shutil.copy(SLEEPY, tmp_path / "sleepy.py")
-    study = tmp_path / "sleepy.toml"
-    study.write_text(STUDY)
+    study = sleepy(tmp_path)
     url = "postgresql+psycopg://bob:s3cret@127.0.0.1:1/db"
     for extra in ([], ["--json"], ["--watch"]):
         result = CliRunner().invoke(

@@ -6,7 +6,7 @@ grace period.
 
 from __future__ import annotations
 
-import shutil
+import functools
 import signal
 import subprocess
 import sys
@@ -19,63 +19,14 @@ import pytest
 
 from hpsearch.storages._rdb import open_storage
 from hpsearch.storages._tracking import TrackingRDBStorage
-from processes import BEAT, SLEEPY, hpsearch, wait_until
+from processes import BEAT, hpsearch, sleepy_study, wait_until
 from processes import sleepy_trials as trials
-
-STUDY = """\
-seed = 1
-[objective]
-entry = "sleepy.py:objective"
-metric = "score"
-direction = "maximize"
-max_epochs = 2
-[objective.config]
-epoch = {epoch}
-slow_epoch = {slow_epoch}
-slow_trials = {slow_trials}
-fail_trials = {fail_trials}
-jitter = {jitter}
-[search]
-x = {{ low = 0.0, high = 1.0 }}
-[sampler]
-kind = "{sampler}"
-{sampler_keys}
-[pruner]
-kind = "{pruner}"
-"""
 
 
 @pytest.fixture
 def sleepy(tmp_path: Path) -> Callable[..., Path]:
     """A study file of the sleepy objective, with its code beside it."""
-
-    def write(
-        epoch: float = 0.05,
-        slow_epoch: float = 0.05,
-        slow_trials: tuple[int, ...] = (),
-        sampler: str = "random",
-        sampler_keys: str = "",
-        pruner: str = "none",
-        fail_trials: tuple[int, ...] = (),
-        jitter: float = 0.0,
-    ) -> Path:
-        shutil.copy(SLEEPY, tmp_path / "sleepy.py")
-        path = tmp_path / "sleepy.toml"
-        path.write_text(
-            STUDY.format(
-                epoch=epoch,
-                slow_epoch=slow_epoch,
-                slow_trials=list(slow_trials),
-                sampler=sampler,
-                sampler_keys=sampler_keys,
-                pruner=pruner,
-                fail_trials=list(fail_trials),
-                jitter=jitter,
-            )
-        )
-        return path
-
-    return write
+    return functools.partial(sleepy_study, tmp_path)
 
 
 @pytest.mark.slow
