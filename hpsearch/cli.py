@@ -198,9 +198,9 @@ def interrupted() -> NoReturn:
     "--workers",
     type=COUNT,
     default=None,
-    help="Run K worker processes on the storage. Default: one per GPU on GPUs, else one "
-    "single-thread worker per CPU core, since separate processes train small models faster "
-    "than one process with several threads. --workers 1 keeps one process.",
+    help="Run K workers on the storage (on CPU this process and K-1 more). Default: one per "
+    "GPU on GPUs, else one single-thread worker per CPU core, since separate processes train "
+    "small models faster than one process with several threads. --workers 1 keeps one process.",
 )
 @click.option("--gpus", default=None, help="GPUs for the workers: 'all' or indices like 0,1.")
 @click.option(
@@ -285,10 +285,13 @@ def create(
     "(env HPSEARCH_WORKER_TAG; default: host name and process id).",
 )
 @click.option(
-    "--quiet-interrupt", is_flag=True, hidden=True, help="Started by run --workers: it says it."
+    "--launched",
+    is_flag=True,
+    hidden=True,
+    help="Started by `run`, which prints the interrupt and the summary, once.",
 )
 @translate_errors
-def worker(study: str, quiet_interrupt: bool, **kwargs: Any) -> None:
+def worker(study: str, launched: bool, **kwargs: Any) -> None:
     """Join an existing study and run trials until its total is reached."""
     from hpsearch.reporting._summaries import describe_run
     from hpsearch.spec import load_spec
@@ -298,10 +301,11 @@ def worker(study: str, quiet_interrupt: bool, **kwargs: Any) -> None:
     try:
         summary = join(spec, **kwargs)
     except KeyboardInterrupt:
-        if quiet_interrupt:  # the `run --workers` that started it prints the message, once
+        if launched:
             sys.exit(INTERRUPTED_EXIT)
         interrupted()
-    click.echo("\n".join(describe_run(summary, spec.metric)))
+    if not launched:
+        click.echo("\n".join(describe_run(summary, spec.metric)))
 
 
 @main.command()

@@ -24,6 +24,11 @@ def connect(spec: StudySpec, opts: RunOptions, create: bool = True) -> TrackingR
     return storage
 
 
+def close(storage: TrackingRDBStorage) -> None:
+    """Close the database connections: SQLite folds its write-ahead log into the file now."""
+    storage.engine.dispose()
+
+
 def check_direction(storage: optuna.storages.RDBStorage, spec: StudySpec, url: str) -> None:
     """A stored study with the same name must optimize in the same direction."""
     stored = stored_direction(storage, spec.name)

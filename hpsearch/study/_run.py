@@ -11,7 +11,7 @@ from hpsearch import _keys
 from hpsearch.errors import StorageError, UsageError, arg
 from hpsearch.spec import StudySpec, load_spec
 from hpsearch.storages._rdb import DEFAULT_STORAGE, masked, stored_direction
-from hpsearch.study._connect import connect
+from hpsearch.study._connect import close, connect
 from hpsearch.study._create import create_study, ensure_study
 from hpsearch.study._optimize import fail_stale, optimize, prepare, write_note
 from hpsearch.study._options import RunOptions, check_options, require_total, with_overrides
@@ -20,7 +20,6 @@ from hpsearch.study._summary import RunSummary, done, stored_summary, study_attr
 if TYPE_CHECKING:
     from hpsearch.objectives._runner import ObjectiveFn
     from hpsearch.reporting._dashboard import Alongside
-    from hpsearch.storages._tracking import TrackingRDBStorage
 
 StudyArg = str | os.PathLike[str] | StudySpec
 
@@ -285,8 +284,11 @@ def join_here(
     target = opts.trials or attrs.get(_keys.TARGET_TRIALS)
     if not target:
         raise UsageError(f"study '{spec.name}' has no recorded total; pass {arg('trials', 'N')}")
-    objective = prepare(spec, opts)
     try:
+        if done(storage, spec.name, int(target)):  # a late worker: no torch, no data, no trial
+            ensure_study(storage, spec, int(target), opts)
+            return stored_summary(storage, spec.name, int(target), 0.0)
+        objective = prepare(spec, opts)
         return optimize(spec, opts, storage, int(target), notify or write_note, objective)
     finally:
         close(storage)
@@ -328,11 +330,6 @@ def default_workers(device: str, threads: int | None) -> tuple[int, str | None]:
 def cores() -> int:
     """The CPU cores this process may use (a container's or taskset's limit, not the host's)."""
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def close(storage: TrackingRDBStorage) -> None:
-    """Close the database connections: SQLite folds its write-ahead log into the file now."""
-    storage.engine.dispose()
 
 
 def _bind_dashboard(port: int) -> Alongside:

@@ -1,10 +1,10 @@
-"""Several worker processes on one storage: `hpsearch run --workers K [--gpus ...]`.
+"""Several workers on one storage: `hpsearch run --workers K [--gpus ...]`, and its default.
 
-Each worker is a separate `hpsearch worker` process (not a thread) that loads the data once and
-runs trials until the study's total is reached; Optuna's storage is the only thing they share.
-A worker starts a trial only while finished plus running trials fall short of the total, so
-the total is exact unless two workers start their trials in the same instant (milliseconds
-apart, between one's count and its new trial).
+Worker 0 on CPU is the launching process itself; every other worker is a separate `hpsearch
+worker` process (not a thread) that loads the data once and runs trials until the study's total
+is reached. Optuna's storage is the only thing they share. A worker starts a trial only while
+finished plus running trials fall short of the total, counted in the new trial's own transaction
+under the study's write lock (TrackingRDBStorage), so the total is exact.
 """
 
 from __future__ import annotations
@@ -13,20 +13,27 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
 from hpsearch.errors import INTERRUPTED_EXIT, HPSearchError, UsageError, arg
 from hpsearch.spec import StudySpec
-from hpsearch.study._connect import connect
+from hpsearch.study._connect import close, connect
 from hpsearch.study._create import ensure_study
-from hpsearch.study._optimize import fail_stale
+from hpsearch.study._optimize import Objective, fail_stale, optimize, prepare, write_note
 from hpsearch.study._options import RunOptions, require_total, with_overrides
 from hpsearch.study._summary import RunSummary, done, stored_summary
 
 if TYPE_CHECKING:
+    import optuna
+
     from hpsearch.reporting._dashboard import Alongside
+    from hpsearch.storages._tracking import TrackingRDBStorage
+    from hpsearch.study._progress import TrialProgress
 
 POLL_S = 1.0
 EXIT_POLL_S = 0.1
@@ -129,7 +136,7 @@ def worker_command(spec: StudySpec, opts: RunOptions, plan: WorkerPlan, target: 
     cmd = [sys.executable, "-m", "hpsearch", "worker", "--study", str(spec.path)]
     cmd += ["--trials", str(target), "--data-dir", str(opts.data_dir), "--device", plan.device]
     cmd += ["--threads", str(plan.threads), "--tag", f"w{plan.index}", "--no-progress"]
-    cmd += ["--quiet-interrupt"]
+    cmd += ["--launched"]  # the run prints the interrupt and the summary, once
     cmd += ["--verbose"] if opts.verbose else []
     cmd += ["--log-file", str(opts.log_file.resolve())] if opts.log_file else []
     cmd += ["--artifacts", str(opts.artifact_dir().resolve())]
@@ -149,18 +156,19 @@ def run_parallel(
     plans: list[WorkerPlan],
     dashboard: Alongside | None = None,
 ) -> RunSummary:
-    """Start the workers, show progress from storage, and stop them all cleanly on Ctrl-C."""
-    from hpsearch.objectives._factory import check_data, objective_function
-    from hpsearch.objectives._train import resolve_device
-    from hpsearch.storages._artifacts import check_writable
+    """Start the workers, show progress from storage, and stop them all cleanly on Ctrl-C.
+
+    On CPU this process is worker 0 itself: it has imported torch and loaded the data for its
+    checks anyway, so its first trial starts as soon as one process's would, and one process
+    fewer holds torch. GPU workers are all separate processes, each seeing only its own GPU.
+    """
+    from hpsearch.study._progress import TrialProgress
 
     target = require_total(opts.trials)
     spec = with_overrides(spec, opts)
-    objective_function(spec)  # a missing or broken entry fails here, once, not in every worker
-    check_devices(plans)
-    check_writable(opts.artifact_dir())
-    check_data(spec, opts.data_dir, resolve_device("cpu"))  # bad data fails here, once,
-    storage = connect(spec, opts)  # and before any file is created
+    own = own_options(opts, plans[0])
+    objective = _check(spec, opts, plans, own)  # bad input fails here, once, before any write
+    storage = connect(spec, opts)
     ensure_study(storage, spec, target, opts)
     started = time.perf_counter()
     fail_stale(storage, spec.name)
@@ -168,21 +176,53 @@ def run_parallel(
         return stored_summary(storage, spec.name, target, 0.0)  # nothing to do: start no worker
     if dashboard is not None:
         dashboard.start(opts.storage, opts.artifact_dir())
-    procs = [_spawn(spec, opts, plan) for plan in plans]
+    procs = [_spawn(spec, opts, plan) for plan in (plans[1:] if own else plans)]
+    study = _load(storage, spec.name)
+    progress = TrialProgress(study, target, enabled=opts.progress)
     try:
-        _watch(storage, spec, opts, procs)
-    except KeyboardInterrupt:
-        _stop(procs)
+        if own is not None and objective is not None:
+            with _polling(progress, procs):
+                optimize(spec, own, storage, target, write_note, objective)
+        _watch(progress, procs)
+    except BaseException:
+        _stop(procs)  # Ctrl-C, or this process's trials failed: the others stop too
         raise
-    failed = [(i, p.returncode) for i, p in enumerate(procs) if p.returncode != 0]
+    finally:
+        progress.close()
+    failed = [(i, p.returncode) for i, p in enumerate(procs, 1 if own else 0) if p.returncode]
     if failed and all(code == INTERRUPTED_EXIT for _, code in failed):
         raise KeyboardInterrupt  # a worker's Ctrl-C: nothing to fix, the run was interrupted
     if failed:
         codes = ", ".join(f"worker {i} exited with {code}" for i, code in failed)
         raise HPSearchError(f"{codes}; see its message above, fix it and re-run to resume")
     summary = stored_summary(storage, spec.name, target, time.perf_counter() - started)
-    storage.engine.dispose()  # SQLite folds its write-ahead log into the file now
+    close(storage)
     return summary
+
+
+def own_options(opts: RunOptions, plan: WorkerPlan) -> RunOptions | None:
+    """Worker 0's options when this process runs it (a CPU plan), else None."""
+    if plan.gpu is not None:
+        return None
+    tag = f"w{plan.index}"
+    return replace(opts, device=plan.device, threads=plan.threads, worker_tag=tag, progress=False)
+
+
+def _check(
+    spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan], own: RunOptions | None
+) -> Objective | None:
+    """Entry, devices, artifact folder and data, checked once here; worker 0's objective."""
+    from hpsearch.objectives._factory import check_data, objective_function
+    from hpsearch.objectives._train import resolve_device
+    from hpsearch.storages._artifacts import check_writable
+
+    check_devices(plans)
+    if own is not None:
+        return prepare(spec, own)  # this process's threads, device and data
+    objective_function(spec)
+    check_writable(opts.artifact_dir())
+    check_data(spec, opts.data_dir, resolve_device("cpu"))
+    return None
 
 
 def _spawn(spec: StudySpec, opts: RunOptions, plan: WorkerPlan) -> subprocess.Popen[bytes]:
@@ -203,28 +243,55 @@ def visible_gpu(index: int, parent: str | None) -> str:
     return ids[index] if index < len(ids) else str(index)
 
 
-def _watch(
-    storage: object, spec: StudySpec, opts: RunOptions, procs: list[subprocess.Popen[bytes]]
-) -> None:
-    """Poll storage for the progress line until every worker has exited."""
+def _load(storage: TrackingRDBStorage, name: str) -> optuna.Study:
+    """The stored study, for the progress line (no sampler: this handle runs no trial)."""
     import optuna
 
-    from hpsearch.study._progress import TrialProgress
+    return optuna.load_study(study_name=name, storage=storage)
 
-    study = optuna.load_study(study_name=spec.name, storage=storage)  # type: ignore[arg-type]
-    progress = TrialProgress(study, opts.trials or 0, enabled=opts.progress)
+
+def _watch(
+    progress: TrialProgress,
+    procs: list[subprocess.Popen[bytes]],
+    stop: threading.Event | None = None,
+) -> None:
+    """Poll storage for the progress line until every worker has exited (or `stop` is set)."""
     shown = 0.0
+    while True:
+        alive = sum(p.poll() is None for p in procs) + (stop is not None)
+        over = stop.is_set() if stop is not None else alive == 0
+        if over or time.monotonic() - shown >= POLL_S:  # storage read once a second
+            _refresh(progress, f"workers={alive} ", quiet=stop is not None)
+            shown = time.monotonic()
+        if over:
+            return
+        time.sleep(EXIT_POLL_S)  # a worker's exit is noticed within a tenth of a second
+
+
+def _refresh(progress: TrialProgress, prefix: str, quiet: bool) -> None:
+    """Redraw the line; from the polling thread a failed read waits for the next poll.
+
+    The run's own trials meet the same storage errors in the main thread and report them; a
+    thread's exception would only print a traceback over the progress line.
+    """
     try:
-        while True:
-            done = all(p.poll() is not None for p in procs)
-            if done or time.monotonic() - shown >= POLL_S:  # storage read once a second
-                progress.refresh(f"workers={sum(p.poll() is None for p in procs)} ")
-                shown = time.monotonic()
-            if done:
-                return
-            time.sleep(EXIT_POLL_S)  # a worker's exit is noticed within a tenth of a second
+        progress.refresh(prefix)
+    except Exception:
+        if not quiet:
+            raise
+
+
+@contextmanager
+def _polling(progress: TrialProgress, procs: list[subprocess.Popen[bytes]]) -> Iterator[None]:
+    """Keep the progress line current from a thread while this process runs its own trials."""
+    stop = threading.Event()
+    thread = threading.Thread(target=_watch, args=(progress, procs, stop), daemon=True)
+    thread.start()
+    try:
+        yield
     finally:
-        progress.close()
+        stop.set()
+        thread.join()
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
