@@ -52,8 +52,8 @@ def run(
 
     Trials already in storage count toward the total, so calling it again after an
     interruption runs only the remainder. With several workers (the default on a machine with
-    several cores or GPUs), the trials run in that many `hpsearch worker` processes on the same
-    storage.
+    several cores or GPUs), the trials run in that many workers on the same storage: on the CPU
+    this process and `hpsearch worker` processes beside it, on GPUs one process per worker.
 
     Args:
         study: A shipped study's name (see `hpsearch studies`), a path to a study file, or a
