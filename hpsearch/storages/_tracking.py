@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from hpsearch.storages._retry import retry_race, ride_out
+from hpsearch.storages._retry import is_outage, retry_race, ride_out
 
 if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
@@ -113,7 +113,11 @@ class TrackingRDBStorage(RDBStorage):
         """
         if self.stopped:
             raise SystemExit
-        self.ridden(lambda: RDBStorage.record_heartbeat(self, trial_id))
+        try:
+            self.ridden(lambda: RDBStorage.record_heartbeat(self, trial_id))
+        except Exception as exc:  # still away after the grace period: the next beat tries again
+            if not is_outage(exc):  # (raising would end Optuna's beating thread, with a traceback)
+                raise
 
     def ridden(self, call: Callable[[], T]) -> T:
         """call(), retried through a database outage for up to the grace period.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 import zlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from hpsearch import _keys
 from hpsearch.errors import HPSearchError, StorageError
@@ -35,6 +35,8 @@ ROOM_POLL_S = 0.5  # how often a worker at the total checks whether a running tr
 MAX_STORAGE_RETRIES = 30
 RETRY_DELAY_S = 2.0
 Objective = Callable[["optuna.Trial"], float]
+P = ParamSpec("P")
+R = TypeVar("R")
 Callback = Callable[["optuna.Study", "FrozenTrial"], None]
 
 
@@ -117,11 +119,12 @@ def optimize(
     from hpsearch.study._progress import TrialProgress
 
     started = time.perf_counter()
-    ensure_study(storage, spec, target, opts)  # a refused resume leaves no artifact folder
+    # a worker starting while the database restarts waits for it, as a running one does
+    riding_out(notify, opts.storage, ensure_study, storage, spec, target, opts)
     storage.total = target  # no trial is started beyond it (see TrackingRDBStorage)
     configure_logging(opts.verbose, opts.log_file)
-    store = open_store(opts.artifact_dir())  # the folder the objective's store writes to
-    study = open_study(storage, spec, notify, opts.worker_tag)
+    store = open_store(opts.artifact_dir())  # after the check: a refused resume leaves no folder
+    study = riding_out(notify, opts.storage, open_study, storage, spec, notify, opts.worker_tag)
     progress = TrialProgress(study, target, enabled=opts.progress)
 
     def keep_disk_bounded(study: optuna.Study, trial: FrozenTrial) -> None:
@@ -185,6 +188,17 @@ def optimize_until(
     fails it, and once its heartbeat is stale Optuna queues it again
     (RetryHeartbeatStaleTrialCallback). Starting a trial during an outage is retried here.
     """
+    deadline = None if timeout is None else time.monotonic() + timeout
+    riding_out(notify, url, _to_total, study, objective, target, deadline, callbacks)
+
+
+def riding_out(
+    notify: Callable[[str], None], url: str, call: Callable[P, R], *args: P.args, **kwargs: P.kwargs
+) -> R:
+    """call(*args), started over while the database is unreachable, with a note each time.
+
+    After MAX_STORAGE_RETRIES outages in a row the run stops with one StorageError line.
+    """
     import tenacity
 
     from hpsearch.storages._retry import is_outage, outage_cause
@@ -194,7 +208,6 @@ def optimize_until(
         cause = type(outage_cause(error) if error else None).__name__
         notify(f"database unavailable ({cause}); retrying in {RETRY_DELAY_S:g} s")
 
-    deadline = None if timeout is None else time.monotonic() + timeout
     retrying = tenacity.Retrying(
         retry=tenacity.retry_if_exception(is_outage),
         stop=tenacity.stop_after_attempt(MAX_STORAGE_RETRIES + 1),
@@ -203,7 +216,7 @@ def optimize_until(
         reraise=True,
     )
     try:
-        retrying(_to_total, study, objective, target, deadline, callbacks)
+        return retrying(call, *args, **kwargs)
     except Exception as exc:
         if not is_outage(exc):
             raise
@@ -244,8 +257,29 @@ def _to_total(
         except NoRoom:  # other workers run the trials the total still needs
             pause_for_room(study)
             continue
+        except ValueError as exc:
+            if not taken_away(study, exc):
+                raise
+            continue  # failed as stale by another worker, which queued its retry: go on
         if done(study._storage, study.study_name, target) and not settle(study):
             return
+
+
+def taken_away(study: optuna.Study, exc: ValueError) -> bool:
+    """Whether Optuna refused to finish this process's last trial because another worker had.
+
+    A database outage longer than the grace period leaves a live trial's heartbeat stale; the
+    first worker to check fails it and queues its retry, and this process's result for it is
+    then refused ("Cannot tell a FAIL trial").
+    """
+    from optuna.trial import TrialState
+
+    from hpsearch.storages._rdb import rdb_backend
+
+    own = getattr(rdb_backend(study._storage), "created", [])
+    if not own or not str(exc).startswith("Cannot tell a"):
+        return False
+    return bool(study._storage.get_trial(own[-1]).state == TrialState.FAIL)
 
 
 def pause_for_room(study: optuna.Study) -> None:

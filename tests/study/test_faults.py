@@ -259,3 +259,24 @@ def test_the_timeout_reaches_every_worker(sleepy: Callable[..., Path], tmp_path:
     assert 0 < len(stored) < 100, out
     assert {t.user_attrs["worker"] for t in stored} == {"w0", "w1"}
     assert "RUNNING" not in [t.state.name for t in stored]
+
+
+@pytest.mark.slow
+def test_a_live_trial_failed_by_another_worker_costs_only_that_trial(
+    sleepy: Callable[..., Path], tmp_path: Path
+) -> None:
+    """After a database outage longer than the grace period, another worker may fail a live
+    trial as stale (and queue its retry); its own worker's result is then refused by Optuna.
+    The worker goes on to the total instead of crashing. Here the test fails the trial, as
+    that other worker's stale check does."""
+    url = f"sqlite:///{tmp_path / 'taken.db'}"
+    study = sleepy(slow_epoch=1.0, slow_trials=(0,), max_epochs=4)
+    create(study, url, 3)
+    proc = worker(study, url)
+    wait_until(lambda: any(t.intermediate_values for t in trials(url)))  # trial 0 mid-run
+    storage = open_storage(url)
+    storage.set_trial_state_values(trials(url)[0]._trial_id, optuna.trial.TrialState.FAIL)
+    out = finish(proc)
+    assert "Traceback" not in out and "Cannot tell" not in out, out
+    states = [t.state.name for t in trials(url)]
+    assert states[0] == "FAIL" and states.count("COMPLETE") == 3, states
