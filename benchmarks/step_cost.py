@@ -1,7 +1,7 @@
 """One training step of the mnist-reg MLP against its matrix products alone, on CPU.
 
     python benchmarks/step_cost.py [--batches 32 128 512] [--threads 2 1] [--steps 20]
-                                   [--rounds 7] [--parts]
+                                   [--rounds 7] [--parts] [--compile]
 
 For each thread count and batch size, in rounds that interleave the variants (so machine noise
 hits them alike), this times:
@@ -14,6 +14,9 @@ hits them alike), this times:
   (Adam, lr 1e-3, weight decay 1e-5), with BatchNorm and with dropout 0.3;
 - baseline: the same `train_epoch` with what hpsearch used before: torch's nn.Dropout, Adam's
   default (per-tensor for-loop) implementation on CPU, and the batch gathered by x[idx].
+
+`--compile` adds the two steps with the model wrapped in `torch.compile` (the compile time of
+its first steps is printed), which hpsearch does not do.
 
 Prints the median milliseconds per step and the ratio matmuls / step (1.0: the step is all
 matrix products), by the wall clock and by the process's CPU time (with one thread, the CPU time
@@ -71,12 +74,16 @@ def matmuls(batch: int, steps: int) -> Timed:
     return run
 
 
-def training(batch: int, steps: int, batch_norm: bool, baseline: bool) -> Timed:
+def training(
+    batch: int, steps: int, batch_norm: bool, baseline: bool, compiled: bool = False
+) -> Timed:
     """`steps` training steps through hpsearch's train_epoch, as hpsearch builds the trial."""
     torch.manual_seed(0)
     params = {"batch_norm": batch_norm, "dropout": 0.0 if batch_norm else DROPOUT}
     hp = hyperparameters(SPEC, {**params, "lr": LR, "weight_decay": WEIGHT_DECAY})
     model = _mnist.build(SPEC, hp, _mnist.N_OUT)
+    if compiled:  # torch.compile of the same model (inductor, C++ on CPU); hpsearch does not
+        model = torch.compile(model)  # type: ignore[assignment]
     if baseline:
         for i, layer in enumerate(model):
             if isinstance(layer, nn.Dropout):
@@ -114,7 +121,9 @@ def per_step_ms(run: Timed, steps: int) -> tuple[float, float]:
     return (time.perf_counter() - wall) / steps * 1000, (time.process_time() - cpu) / steps * 1000
 
 
-def compare(batch: int, steps: int, rounds: int) -> dict[str, tuple[float, float]]:
+def compare(
+    batch: int, steps: int, rounds: int, compiled: bool = False
+) -> dict[str, tuple[float, float]]:
     """Median wall and CPU ms per step of every variant, interleaved over `rounds` rounds."""
     variants = {
         "matmuls": matmuls(batch, steps),
@@ -123,8 +132,15 @@ def compare(batch: int, steps: int, rounds: int) -> dict[str, tuple[float, float
         "baseline, BatchNorm": training(batch, steps, True, True),
         "baseline, dropout": training(batch, steps, False, True),
     }
-    for run in variants.values():
-        run()  # warm-up: allocations, the optimizer's state
+    if compiled:
+        variants["compiled, BatchNorm"] = training(batch, steps, True, False, compiled=True)
+        variants["compiled, dropout"] = training(batch, steps, False, False, compiled=True)
+    for name, run in variants.items():
+        started = time.perf_counter()
+        run()  # warm-up: allocations, the optimizer's state, compiling
+        if name.startswith("compiled"):
+            took = time.perf_counter() - started
+            print(f"  {name}: first {steps} steps, compiling included, {took:.1f} s")
     times: dict[str, list[tuple[float, float]]] = {name: [] for name in variants}
     for _ in range(rounds):
         for name, run in variants.items():
@@ -234,13 +250,14 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--parts", action="store_true")
+    parser.add_argument("--compile", action="store_true", help="also torch.compile'd models")
     args = parser.parse_args()
     print(f"hidden {SPEC.model.hidden}, Adam lr {LR}, weight decay {WEIGHT_DECAY}, p {DROPOUT}")
     print(f"load average at the start: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     for threads in args.threads:
         torch.set_num_threads(threads)
         for batch in args.batches:
-            report(threads, batch, compare(batch, args.steps, args.rounds))
+            report(threads, batch, compare(batch, args.steps, args.rounds, args.compile))
         if args.parts:
             parts(args.steps, args.rounds)
     print(f"load average at the end: {os.getloadavg()[0]:.1f}")
