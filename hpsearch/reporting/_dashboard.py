@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import socket
 import sys
 import threading
 from pathlib import Path
@@ -17,41 +18,21 @@ from hpsearch.storages._rdb import masked, open_storage
 def serve(
     storage_url: str, host: str = "127.0.0.1", port: int = 8080, artifacts: Path | None = None
 ) -> None:
-    """Block serving the dashboard; every stored study is browsable, per-trial attrs included."""
-    from optuna_dashboard import run_server
+    """Block serving the dashboard until Ctrl-C; every stored study, per-trial attrs included."""
+    from optuna_dashboard import wsgi
 
     storage = open_storage(storage_url, create=False)
-    check_listen(host, port)  # before the server's banner, so a bad address is one line
-    print(
-        f"optuna-dashboard on http://{host}:{port}/dashboard/ for {masked(storage_url)}", flush=True
-    )
+    server = _bind(host, port, f"pick another {arg('port')}")  # before the banner: one line
     try:
         store = open_store(artifacts) if artifacts is not None and artifacts.is_dir() else None
-        run_server(storage, host=host, port=port, artifact_store=store)
-    except OSError as exc:  # taken between the check and the server's bind
-        raise UsageError(
-            f"cannot listen on {host}:{port}: {exc.strerror}; pick another {arg('port')}"
-        ) from None
-
-
-def check_listen(host: str, port: int) -> None:
-    """Bind the address once, so a bad --host or a taken --port gets the right fix."""
-    import socket
-
-    try:
-        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
-    except socket.gaierror as exc:
-        raise UsageError(
-            f"cannot use {arg('host')} {host}: {exc.strerror}; e.g. 127.0.0.1"
-        ) from None
-    with socket.socket(family, kind, proto) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server does
-        try:
-            probe.bind(address)
-        except OSError as exc:
-            raise UsageError(
-                f"cannot listen on {host}:{port}: {exc.strerror}; pick another {arg('port')}"
-            ) from None
+        server.set_app(wsgi(storage, artifact_store=store))
+        url = f"http://{host}:{port}/dashboard/"
+        print(f"optuna-dashboard on {url} for {masked(storage_url)}", flush=True)
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass  # Ctrl-C is how a dashboard is stopped
+    finally:
+        server.server_close()
 
 
 class Alongside:
@@ -63,7 +44,7 @@ class Alongside:
 
     def __init__(self, port: int, host: str = "127.0.0.1") -> None:
         self.host, self.port = host, port
-        self.server = _bind(host, port)
+        self.server = _bind(host, port, f"pick another {arg('port')} or drop {arg('dashboard')}")
         self.thread: threading.Thread | None = None
 
     def start(self, storage_url: str, artifacts: Path) -> None:
@@ -89,14 +70,19 @@ class Alongside:
         self.server.server_close()
 
 
-def _bind(host: str, port: int) -> _QuietServer:
-    """A threading WSGI server bound to host:port, or one line saying the port is taken."""
+def _bind(host: str, port: int, fix: str) -> _QuietServer:
+    """A threading WSGI server bound to host:port (IPv4 or IPv6), or one line with `fix`."""
     try:
-        return _QuietServer((host, port), _QuietHandler)
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+        kind = _QuietServer6 if family == socket.AF_INET6 else _QuietServer
+        return kind((host, port), _QuietHandler)
+    except socket.gaierror as exc:
+        raise UsageError(
+            f"cannot use {arg('host')} {host}: {exc.strerror}; e.g. 127.0.0.1"
+        ) from None
     except OSError as exc:
         raise UsageError(
-            f"cannot serve the dashboard on {host}:{port}: {exc.strerror}; pick another "
-            f"{arg('port')} or drop {arg('dashboard')}"
+            f"cannot serve the dashboard on {host}:{port}: {exc.strerror}; {fix}"
         ) from None
 
 
@@ -104,6 +90,12 @@ class _QuietServer(ThreadingMixIn, WSGIServer):
     """One thread per request, so a slow page never blocks the next; none outlives the run."""
 
     daemon_threads = True
+
+
+class _QuietServer6(_QuietServer):
+    """The same on an IPv6 address (--host ::1)."""
+
+    address_family = socket.AF_INET6
 
 
 class _QuietHandler(WSGIRequestHandler):

@@ -248,6 +248,7 @@ def test_dashboard_listens_on_loopback_by_default(served: Served) -> None:
     [
         (["--host", "999.1.1.1"], "cannot use --host 999.1.1.1"),
         (["--port", "TAKEN"], "Address already in use; pick another --port"),
+        (["--host", "::1", "--port", "TAKEN6"], "Address already in use; pick another --port"),
     ],
 )
 @pytest.mark.slow
@@ -256,11 +257,12 @@ def test_a_bad_address_is_one_line_before_any_banner(
 ) -> None:
     url = f"sqlite:///{tmp_path / 'x.db'}"
     optuna.create_study(study_name="x", storage=url)
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
+    six = "TAKEN6" in where  # an IPv6 address is served too (and its taken port named)
+    with socket.socket(socket.AF_INET6 if six else socket.AF_INET) as taken:
+        taken.bind(("::1" if six else "127.0.0.1", 0))
         taken.listen()
         port = str(taken.getsockname()[1])
-        where = [port if arg == "TAKEN" else arg for arg in where]
+        where = [port if arg.startswith("TAKEN") else arg for arg in where]
         cmd = [sys.executable, "-m", "hpsearch", "dashboard", "--storage", url, *where]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert_one_line_error(done, fragment)
