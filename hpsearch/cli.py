@@ -52,11 +52,16 @@ study_option = click.option(
 )
 
 
-def stored_study(study: str, storage: str) -> tuple[StudySpec, optuna.Study]:
-    """The study file's spec and its stored study (a clear error when it is not there)."""
+def stored_study(
+    study: str, storage: str, with_code: bool = False
+) -> tuple[StudySpec, optuna.Study]:
+    """The study file's spec and its stored study (a clear error when it is not there).
+
+    `with_code` also imports the objective's code, for the commands that run it.
+    """
     from hpsearch.study._connect import load_stored
 
-    return load_stored(study, storage)
+    return load_stored(study, storage, with_code)
 
 
 def translate_errors(func: F) -> F:
@@ -476,7 +481,7 @@ def rerun(
     from hpsearch.objectives._train import set_threads
     from hpsearch.reporting._rerun import rerun as retrain
 
-    spec, loaded = stored_study(study, storage)
+    spec, loaded = stored_study(study, storage, with_code=True)
     set_threads(threads)
     result = retrain(loaded, spec, number, data_dir, device)
     stored = "none" if result.stored is None else f"{result.stored!r}"
@@ -511,7 +516,7 @@ def report(
     from hpsearch.storages._artifacts import default_dir, store_for
     from hpsearch.study._manifest import recorded_spec
 
-    spec, loaded = stored_study(study, storage)
+    spec, loaded = stored_study(study, storage, with_code=True)
     spec = recorded_spec(loaded, spec)
     store = store_for(artifacts or default_dir(storage))  # report only reads
     written = build_report(loaded, spec, store, data_dir, output or default_out(spec.name))

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from hpsearch import _keys
 from hpsearch.errors import StorageError, arg
-from hpsearch.spec import StudySpec, load_spec
+from hpsearch.spec import StudySpec, load_spec, read_spec
 from hpsearch.storages._rdb import masked, open_storage, stored_direction
 from hpsearch.study._options import RunOptions, check_options
 
@@ -51,11 +51,17 @@ def check_stored_metric(study: optuna.Study, spec: StudySpec, url: str) -> None:
         )
 
 
-def load_stored(study: str, storage: str) -> tuple[StudySpec, optuna.Study]:
-    """A study file's spec and its stored study, for commands that only read."""
+def load_stored(
+    study: str, storage: str, with_code: bool = False
+) -> tuple[StudySpec, optuna.Study]:
+    """A study file's spec and its stored study, for commands that only read.
+
+    The objective's code is imported (and checked) only `with_code`: `best`, `status` or
+    `export` work where the study file is but its code is not (a laptop watching a cluster).
+    """
     from hpsearch.storages._rdb import load_study
 
-    spec = load_spec(study)
+    spec = load_spec(study) if with_code else read_spec(study)
     loaded = load_study(storage, spec.name, spec.cli_name)
     check_stored_metric(loaded, spec, storage)
     return spec, loaded

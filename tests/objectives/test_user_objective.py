@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -319,6 +321,23 @@ def test_rerun_reproduces_a_user_trial_exactly(
     result = cli("rerun", "--study", str(study), "--trial", "1", "--storage", storage_url)
     assert result.exit_code == 0, result.output
     assert "identical: the trial reproduces exactly" in result.output
+
+
+@pytest.mark.slow
+def test_commands_that_only_read_need_the_study_file_not_its_code(
+    cli: Cli, toy: Callable[..., Path], storage_url: str
+) -> None:
+    """best, status and export read storage alone (a laptop watching a cluster)."""
+    study = toy()
+    assert (
+        cli("run", "--study", str(study), "--trials", "2", "--storage", storage_url).exit_code == 0
+    )
+    (study.parent / "toy.py").write_text("raise RuntimeError('imported')\n")
+    for command in ("best", "status", "export"):  # new processes: nothing imported before
+        args = [command, "--study", str(study), "--storage", storage_url]
+        done = subprocess.run([sys.executable, "-m", "hpsearch", *args], capture_output=True)
+        assert done.returncode == 0, (command, done.stdout, done.stderr)
+        assert b"imported" not in done.stdout + done.stderr, command
 
 
 @pytest.mark.slow
