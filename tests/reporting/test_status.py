@@ -19,8 +19,8 @@ from processes import sleepy_trials as trials
 
 
 def sleepy(folder: Path) -> Path:
-    """Trials of three 3-second epochs; trial 0 fails at once."""
-    return sleepy_file(folder, epoch=3.0, slow_epoch=3.0, fail_trials=(0,), max_epochs=3)
+    """Trials of six 3-second epochs (long enough to be mid-trial under load); trial 0 fails."""
+    return sleepy_file(folder, epoch=3.0, slow_epoch=3.0, fail_trials=(0,), max_epochs=6)
 
 
 def reporting(number: int) -> Callable[[list[optuna.trial.FrozenTrial]], bool]:
@@ -38,7 +38,7 @@ def test_status_shows_a_live_a_stale_and_a_failed_trial(tmp_path: Path, storage:
     created = hpsearch("create", "--study", str(study), "--trials", "6", url=url)
     assert created.wait(timeout=60) == 0, created.communicate()
     work = ["worker", "--study", str(study), "--device", "cpu", "--no-progress", *BEAT]
-    alive = hpsearch(*work, url=url)  # trial 0 fails at once, then trial 1 (9 s)
+    alive = hpsearch(*work, url=url)  # trial 0 fails at once, then trial 1 (18 s)
     try:
         wait_until(lambda: reporting(1)(trials(url)))
         doomed = hpsearch(*work, url=url)  # trial 2
