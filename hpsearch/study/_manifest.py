@@ -7,6 +7,7 @@ refused unless the change is explicitly allowed, and then the change is recorded
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import platform
@@ -165,9 +166,20 @@ def differences(old: dict[str, str], new: dict[str, str]) -> list[str]:
 
 
 def data_hash(files: list[Path]) -> str:
-    """A content hash of the data files a study reads."""
+    """A content hash of the data files a study reads (once per process while they are unchanged).
+
+    `run` with several workers checks its study twice in one process (before starting the
+    worker processes, then as worker 0); the files are read once.
+    """
+    stamps = tuple((path, path.stat().st_size, path.stat().st_mtime_ns) for path in sorted(files))
+    return _content_hash(stamps)
+
+
+@functools.lru_cache(maxsize=8)
+def _content_hash(stamps: tuple[tuple[Path, int, int], ...]) -> str:
+    """The hash of the stamped files' names and bytes."""
     digest = hashlib.sha256()
-    for path in sorted(files):
+    for path, _, _ in stamps:
         digest.update(path.name.encode())
         with path.open("rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
