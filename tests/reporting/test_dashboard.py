@@ -97,18 +97,16 @@ def build_study(url: str) -> optuna.Study:
     return study
 
 
-def wait_for_port(proc: subprocess.Popen[bytes], port: int, stderr: Path) -> None:
-    """Return once the server accepts connections; fail with its stderr if it dies or hangs."""
+def wait_for_banner(proc: subprocess.Popen[bytes], stdout: Path, text: str, stderr: Path) -> None:
+    """Return once the server has printed `text` (it binds first, so it listens by then)."""
     deadline = time.monotonic() + START_TIMEOUT_S
     while time.monotonic() < deadline:
+        if text in stdout.read_text():
+            return
         if proc.poll() is not None:
             pytest.fail(f"dashboard exited with {proc.returncode}:\n{stderr.read_text()}")
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1):
-                return
-        except OSError:
-            time.sleep(0.2)
-    pytest.fail(f"dashboard did not listen on {port} in {START_TIMEOUT_S}s:\n{stderr.read_text()}")
+        time.sleep(0.2)
+    pytest.fail(f"dashboard printed no {text!r} in {START_TIMEOUT_S}s:\n{stderr.read_text()}")
 
 
 def visible_text(dom: str) -> str:
@@ -160,8 +158,8 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     with stdout.open("wb") as out, stderr.open("wb") as err:
         proc = subprocess.Popen(cmd, stdout=out, stderr=err)
     try:
-        wait_for_port(proc, port, stderr)
-        assert f"http://127.0.0.1:{port}/dashboard/" in stdout.read_text()
+        wait_for_banner(proc, stdout, f"http://127.0.0.1:{port}/dashboard/", stderr)
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()  # listening by now
         profiles = tmp / "profiles"
         profiles.mkdir()
         yield Served(
