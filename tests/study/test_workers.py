@@ -252,6 +252,71 @@ def test_one_worker_or_one_core_runs_in_the_process_itself(
     assert {t.user_attrs["worker"] for t in trials_of(url)} == {f"pid {proc.pid}"}
 
 
+SLOW_START = """\
+\"\"\"A sleeping objective whose import never ends in an `hpsearch worker` process.\"\"\"
+import os
+import sys
+import time
+from pathlib import Path
+
+if "worker" in sys.argv:
+    Path(os.environ["HPSEARCH_TEST_MARK"]).touch()
+    time.sleep(600)
+
+
+def objective(params, ctx):
+    for epoch in range(1, ctx.max_epochs + 1):
+        time.sleep(ctx.config["epoch"])
+        ctx.report(epoch, score=params["x"])
+    return params["x"]
+"""
+
+
+@pytest.mark.slow
+def test_the_run_ends_a_worker_still_starting_once_the_study_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from processes import hpsearch as cli
+    from processes import sleepy_study, sleepy_trials
+
+    study = sleepy_study(tmp_path, epoch=2.0)  # the run's own trial: 2 epochs of 2 s
+    (tmp_path / "slowstart.py").write_text(SLOW_START)
+    study.write_text(study.read_text().replace("sleepy.py:", "slowstart.py:"))
+    mark = tmp_path / "worker-importing"
+    monkeypatch.setenv("HPSEARCH_TEST_MARK", str(mark))
+    url = f"sqlite:///{tmp_path / 'trials.db'}"
+    args = ["run", "--study", str(study), "--trials", "1", "--workers", "2", "--device", "cpu"]
+    proc = cli(*args, "--no-progress", url=url)
+    out, _ = proc.communicate(timeout=120)  # without the stop: 600 s of the worker's import
+    assert proc.returncode == 0, out
+    assert mark.exists(), "worker 1 was not starting when the study was done"
+    assert "1/1 trials finished" in out and "exited with" not in out, out
+    assert [(t.state.name, t.user_attrs["worker"]) for t in sleepy_trials(url)] == [
+        ("COMPLETE", "w0")
+    ]
+
+
+@pytest.mark.slow
+def test_the_run_waits_for_a_worker_whose_trial_runs(tmp_path: Path) -> None:
+    from processes import hpsearch as cli
+    from processes import sleepy_study, sleepy_trials
+
+    # the run's trial 0 takes 2 x 2.5 s, worker 1's trial 1 (started meanwhile) 2 x 6 s; at its
+    # 3 s timeout the run's own worker stops after trial 0 while trial 1 still runs
+    study = sleepy_study(tmp_path, epoch=2.5, slow_epoch=6.0, slow_trials=(1,))
+    url = f"sqlite:///{tmp_path / 'trials.db'}"
+    args = ["run", "--study", str(study), "--trials", "2", "--workers", "2", "--device", "cpu"]
+    proc = cli(*args, "--timeout", "3", "--no-progress", url=url)
+    out, _ = proc.communicate(timeout=180)
+    assert proc.returncode == 0, out
+    trials = sleepy_trials(url)
+    assert [(t.state.name, t.user_attrs["worker"]) for t in trials] == [
+        ("COMPLETE", "w0"),
+        ("COMPLETE", "w1"),
+    ]
+    assert "2/2 trials finished" in out and "exited with" not in out, out
+
+
 def postgres_server() -> tuple[str, list[str], str]:
     """The CI PostgreSQL server's URL, its pg_ctl command line and its data folder."""
     url = postgres_url()
