@@ -20,13 +20,14 @@ from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
+from hpsearch import _keys
 from hpsearch.errors import INTERRUPTED_EXIT, HPSearchError, UsageError, arg
 from hpsearch.spec import StudySpec
 from hpsearch.study._connect import close, connect
 from hpsearch.study._create import ensure_study
 from hpsearch.study._optimize import Objective, fail_stale, optimize, prepare, write_note
 from hpsearch.study._options import RunOptions, require_total, with_overrides
-from hpsearch.study._summary import RunSummary, count_trials, done, stored_summary
+from hpsearch.study._summary import RunSummary, done, stored_summary
 
 if TYPE_CHECKING:
     import optuna
@@ -176,7 +177,8 @@ def run_parallel(
         return stored_summary(storage, spec.name, target, 0.0)  # nothing to do: start no worker
     if dashboard is not None:
         dashboard.start(opts.storage, opts.artifact_dir())
-    procs = [_spawn(spec, opts, plan) for plan in (plans[1:] if own else plans)]
+    tagged = {f"w{plan.index}": _spawn(spec, opts, plan) for plan in (plans[1:] if own else plans)}
+    procs = list(tagged.values())
     study = _load(storage, spec.name)
     progress = TrialProgress(study, target, enabled=opts.progress)
     idle: list[subprocess.Popen[bytes]] = []
@@ -184,7 +186,7 @@ def run_parallel(
         if own is not None and objective is not None:
             with _polling(progress, procs):
                 optimize(spec, own, storage, target, write_note, objective)
-            idle = _end_idle(storage, spec.name, target, procs)
+            idle = _end_idle(storage, spec.name, target, tagged)
         _watch(progress, procs)
     except BaseException:
         _stop(procs)  # Ctrl-C, or this process's trials failed: the others stop too
@@ -301,20 +303,27 @@ def _polling(progress: TrialProgress, procs: list[subprocess.Popen[bytes]]) -> I
 
 
 def _end_idle(
-    storage: TrackingRDBStorage, name: str, target: int, procs: list[subprocess.Popen[bytes]]
+    storage: TrackingRDBStorage,
+    name: str,
+    target: int,
+    tagged: dict[str, subprocess.Popen[bytes]],
 ) -> list[subprocess.Popen[bytes]]:
-    """Stop the workers still starting once the study is settled: they hold no trial.
+    """Stop the workers that never started a trial once the study is settled.
 
     At the total with nothing running or queued, the exact total lets no worker start a trial,
-    so one still importing would only find the study done; ending it now saves the run's exit
-    its start-up (about a second). Their storage writes are single transactions.
+    so one still starting up would only find the study done; ending it now saves the run's exit
+    its start-up (about a second). It holds no trial, and its storage writes are single
+    transactions. A worker that ran trials finishes its own bookkeeping and exits by itself.
     """
     from optuna.trial import TrialState
 
-    running = count_trials(storage, name, (TrialState.RUNNING,))
-    if running or not done(storage, name, target):
+    if not done(storage, name, target):
         return []
-    idle = [proc for proc in procs if proc.poll() is None]
+    trials = storage.get_all_trials(storage.get_study_id_from_name(name), deepcopy=False)
+    if any(t.state == TrialState.RUNNING for t in trials):
+        return []
+    busy = {t.user_attrs.get(_keys.WORKER) for t in trials}
+    idle = [p for tag, p in tagged.items() if tag not in busy and p.poll() is None]
     for proc in idle:
         proc.terminate()
     return idle
