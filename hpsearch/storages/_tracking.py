@@ -129,6 +129,27 @@ class TrackingRDBStorage(RDBStorage):
             return call()
         return ride_out(self.grace_period)(call)
 
+    def append_study_user_attr(self, study_id: int, key: str, value: Any) -> None:
+        """Append `value` to the study's list attribute `key`, under the study's write lock.
+
+        Reading the list and setting it again would let two processes appending at once (two
+        resumes that each record a change) drop one entry; under the lock each sees the other's.
+        """
+        import json
+
+        from optuna.storages._rdb.models import StudyModel, StudyUserAttributeModel
+        from optuna.storages._rdb.storage import _create_scoped_session
+
+        with _create_scoped_session(self.scoped_session) as session:
+            _lock_study(session, study_id)
+            study = StudyModel.find_or_raise_by_id(study_id, session)
+            stored = StudyUserAttributeModel.find_by_study_and_key(study, key, session)
+            if stored is None:
+                dumped = json.dumps([value])
+                session.add(StudyUserAttributeModel(study_id=study_id, key=key, value_json=dumped))
+            else:
+                stored.value_json = json.dumps([*json.loads(stored.value_json), value])
+
     def fail_own_running(self) -> list[int]:
         """Mark this process's trials that are still RUNNING as failed, and stop beating for them.
 
@@ -162,11 +183,10 @@ def _claim_room(session: Session, study_id: int, total: int) -> None:
     The no-op update takes SQLite's write lock before counting (a read alone would not);
     on PostgreSQL Optuna's SELECT ... FOR UPDATE of the study row already holds it.
     """
-    from optuna.storages._rdb.models import StudyModel, TrialModel
-    from sqlalchemy import func, select, update
+    from optuna.storages._rdb.models import TrialModel
+    from sqlalchemy import func, select
 
-    study = StudyModel.study_id == study_id
-    session.execute(update(StudyModel).where(study).values(study_name=StudyModel.study_name))
+    _lock_study(session, study_id)
     taken_states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
     taken = session.scalar(
         select(func.count(TrialModel.trial_id)).where(
@@ -175,6 +195,19 @@ def _claim_room(session: Session, study_id: int, total: int) -> None:
     )
     if (taken or 0) >= total:
         raise NoRoom
+
+
+def _lock_study(session: Session, study_id: int) -> None:
+    """Hold the study's write lock until the session ends: a no-op update of its row.
+
+    SQLite takes its database write lock; PostgreSQL locks the row. Either way a second
+    process doing the same waits, then reads what the first committed.
+    """
+    from optuna.storages._rdb.models import StudyModel
+    from sqlalchemy import update
+
+    study = StudyModel.study_id == study_id
+    session.execute(update(StudyModel).where(study).values(study_name=StudyModel.study_name))
 
 
 def _riding(name: str) -> Callable[..., Any]:

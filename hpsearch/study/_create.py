@@ -14,9 +14,11 @@ from hpsearch.study._summary import RunSummary, summarize
 if TYPE_CHECKING:
     import optuna
 
+    from hpsearch.storages._tracking import TrackingRDBStorage
+
 
 def ensure_study(
-    storage: optuna.storages.RDBStorage,
+    storage: TrackingRDBStorage,
     spec: StudySpec,
     target: int,
     opts: RunOptions | None = None,
@@ -45,9 +47,9 @@ def ensure_study(
     else:
         allow = opts is not None and opts.allow_changed_spec
         change = manifest.check(attrs, spec, data, allow)
-        if change is not None:
-            history = [*attrs.get(_keys.SPEC_CHANGES, []), change]
-            study.set_user_attr(_keys.SPEC_CHANGES, history)
+        if change is not None:  # appended under a lock: concurrent resumes keep every record
+            study_id = storage.get_study_id_from_name(spec.name)
+            storage.append_study_user_attr(study_id, _keys.SPEC_CHANGES, change)
             study.set_user_attr(_keys.SIGNATURE, manifest.signature(spec))
     if data is not None and attrs.get(_keys.DATA_HASH) != data:
         study.set_user_attr(_keys.DATA_HASH, data)

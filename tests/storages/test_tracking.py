@@ -95,3 +95,34 @@ def test_failing_own_trials_waits_out_a_lock_held_by_another_worker(tmp_path: Pa
         release.join()
         other.close()
     assert [t.state.name for t in study.trials] == ["FAIL"]
+
+
+APPENDER = """
+import sys
+from hpsearch.storages._rdb import open_storage
+
+storage = open_storage(sys.argv[1])
+study_id = storage.get_study_id_from_name("s")
+for i in range(int(sys.argv[3])):
+    storage.append_study_user_attr(study_id, "log", f"{sys.argv[2]}-{i}")
+"""
+
+
+@pytest.mark.slow
+def test_processes_appending_at_once_keep_every_entry(storage: str) -> None:
+    import subprocess
+    import sys
+
+    from hpsearch.storages._rdb import open_storage
+
+    optuna.create_study(storage=open_storage(storage), study_name="s")
+    writers, each = 4, 25
+    procs = [
+        subprocess.Popen([sys.executable, "-c", APPENDER, storage, f"p{w}", str(each)])
+        for w in range(writers)
+    ]
+    assert [proc.wait(timeout=120) for proc in procs] == [0] * writers
+    log = optuna.load_study(study_name="s", storage=open_storage(storage)).user_attrs["log"]
+    assert sorted(log) == sorted(f"p{w}-{i}" for w in range(writers) for i in range(each))
+    for w in range(writers):  # each writer's entries in its own order
+        assert [e for e in log if e.startswith(f"p{w}-")] == [f"p{w}-{i}" for i in range(each)]
