@@ -167,8 +167,7 @@ def run_parallel(
 
     target = require_total(opts.trials)
     spec = with_overrides(spec, opts)
-    own = own_options(opts, plans[0])
-    objective = _check(spec, opts, plans, own)  # bad input fails here, once, before any write
+    own = _check(spec, opts, plans)  # bad input fails here, once, before any write
     storage = connect(spec, opts)
     ensure_study(storage, spec, target, opts)
     started = time.perf_counter()
@@ -177,15 +176,16 @@ def run_parallel(
         return stored_summary(storage, spec.name, target, 0.0)  # nothing to do: start no worker
     if dashboard is not None:
         dashboard.start(opts.storage, opts.artifact_dir())
-    tagged = {f"w{plan.index}": _spawn(spec, opts, plan) for plan in (plans[1:] if own else plans)}
+    others = plans[1:] if own is not None else plans
+    tagged = {f"w{plan.index}": _spawn(spec, opts, plan) for plan in others}
     procs = list(tagged.values())
     study = _load(storage, spec.name)
     progress = TrialProgress(study, target, enabled=opts.progress)
     idle: list[subprocess.Popen[bytes]] = []
     try:
-        if own is not None and objective is not None:
+        if own is not None:
             with _polling(progress, procs):
-                optimize(spec, own, storage, target, write_note, objective)
+                optimize(spec, own.opts, storage, target, write_note, own.objective)
             idle = _end_idle(storage, spec.name, target, tagged)
         _watch(progress, procs)
     except BaseException:
@@ -193,40 +193,42 @@ def run_parallel(
         raise
     finally:
         progress.close()
-    failed = [
-        (i, p.returncode)
-        for i, p in enumerate(procs, 1 if own else 0)
-        if p.returncode and p not in idle
-    ]
+    failed = [(tag, p.returncode) for tag, p in tagged.items() if p.returncode and p not in idle]
     if failed and all(code == INTERRUPTED_EXIT for _, code in failed):
         raise KeyboardInterrupt  # a worker's Ctrl-C: nothing to fix, the run was interrupted
     if failed:
-        codes = ", ".join(f"worker {i} exited with {code}" for i, code in failed)
+        codes = ", ".join(f"worker {tag} exited with {code}" for tag, code in failed)
         raise HPSearchError(f"{codes}; see its message above, fix it and re-run to resume")
     summary = stored_summary(storage, spec.name, target, time.perf_counter() - started)
     close(storage)
     return summary
 
 
-def own_options(opts: RunOptions, plan: WorkerPlan) -> RunOptions | None:
-    """Worker 0's options when this process runs it (a CPU plan), else None."""
-    if plan.gpu is not None:
-        return None
-    tag = f"w{plan.index}"
-    return replace(opts, device=plan.device, threads=plan.threads, worker_tag=tag, progress=False)
+@dataclass(frozen=True)
+class _Own:
+    """Worker 0 when this process runs it: its options and its prepared objective."""
+
+    opts: RunOptions
+    objective: Objective
 
 
-def _check(
-    spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan], own: RunOptions | None
-) -> Objective | None:
-    """Entry, devices, artifact folder and data, checked once here; worker 0's objective."""
+def _check(spec: StudySpec, opts: RunOptions, plans: list[WorkerPlan]) -> _Own | None:
+    """Entry, devices, artifact folder and data, checked once here; worker 0 on a CPU plan."""
     from hpsearch.objectives._factory import check_data, objective_function
     from hpsearch.objectives._train import resolve_device
     from hpsearch.storages._artifacts import check_writable
 
     check_devices(plans)
-    if own is not None:
-        return prepare(spec, own)  # this process's threads, device and data
+    first = plans[0]
+    if first.gpu is None:  # this process's threads, device and data
+        own = replace(
+            opts,
+            device=first.device,
+            threads=first.threads,
+            worker_tag=f"w{first.index}",
+            progress=False,
+        )
+        return _Own(own, prepare(spec, own))
     objective_function(spec)
     check_writable(opts.artifact_dir())
     check_data(spec, opts.data_dir, resolve_device("cpu"))
