@@ -115,9 +115,9 @@ def mlp(regularizer: str) -> nn.Sequential:
     return model
 
 
-def loop(model: nn.Module, params: nn.Module, batch: int, steps: int, optimize: bool) -> Timed:
+def loop(model: nn.Module, batch: int, steps: int, optimize: bool) -> Timed:
     """`steps` plain steps (forward, cross-entropy, backward, optionally Adam) on random data."""
-    optimizer = make_optimizer("adam", params.parameters(), 1e-3, 1e-5, 0.0)
+    optimizer = make_optimizer("adam", model.parameters(), 1e-3, 1e-5, 0.0)
     images, labels = torch.randn(batch * steps, _mnist.N_IN), torch.randint(0, 10, (batch * steps,))
 
     def run() -> None:
@@ -154,15 +154,13 @@ def variants(batch: int, steps: int) -> dict[str, Timed]:
     timed: dict[str, Timed] = {"matmuls": matmuls(batch, steps)}
     for regularizer in ("none", "bn", "dropout"):
         for optimize in (False, True):
-            model = mlp(regularizer)
             name = f"{regularizer}, {'with' if optimize else 'no'} Adam step"
-            timed[name] = loop(model, model, batch, steps, optimize)
+            timed[name] = loop(mlp(regularizer), batch, steps, optimize)
     for regularizer in ("bn", "dropout"):
         timed[f"hpsearch train_epoch, {regularizer}"] = training(
             batch, steps, regularizer == "bn", False
         )
-        model = mlp(regularizer)
-        timed[f"fused blocks, {regularizer}"] = loop(Fused(model), model, batch, steps, True)
+        timed[f"fused blocks, {regularizer}"] = loop(Fused(mlp(regularizer)), batch, steps, True)
     return timed
 
 
