@@ -232,7 +232,7 @@ def _any_error(exc: BaseException) -> bool:
 
 @contextmanager
 def interrupt_deferred() -> Iterator[None]:
-    """Hold a SIGINT that lands inside the block and deliver it to the previous handler after.
+    """Hold a SIGINT or SIGTERM landing inside the block and deliver it to the handler after.
 
     Otherwise Ctrl-C between the database commit and the id being remembered would leave a
     RUNNING trial that fail_own_running cannot see.
@@ -240,11 +240,22 @@ def interrupt_deferred() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    held: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    held: list[signal.Signals] = []
+
+    def hold(signum: int, frame: object) -> None:
+        held.append(signal.Signals(signum))
+
+    signals = (signal.SIGINT, signal.SIGTERM)  # `run` stops its workers with SIGTERM
+    previous = {sig: signal.signal(sig, hold) for sig in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-    if held and callable(previous):
-        previous(signal.SIGINT, None)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if not held:
+        return
+    handler = previous[held[0]]
+    if callable(handler):
+        handler(held[0], None)
+    elif handler == signal.SIG_DFL:
+        signal.raise_signal(held[0])

@@ -82,9 +82,15 @@ def versions() -> dict[str, str | None]:
     return found
 
 
+# A signature's format, recorded in it: rules for older signatures apply only to signatures that
+# really predate a feature. 2: `when` is written wherever a file has it (absent means none).
+FORMAT_KEY = "signature_format"
+FORMAT = "2"
+
+
 def signature(spec: StudySpec) -> dict[str, str]:
     """Every setting that shapes the search, as flat 'section.key' -> text (comments ignored)."""
-    flat: dict[str, str] = {"seed": str(spec.seed)}
+    flat: dict[str, str] = {FORMAT_KEY: FORMAT, "seed": str(spec.seed)}
     for section in SECTIONS:
         flat |= _flatten(section, getattr(spec, section))
     for name, rng in spec.search.items():
@@ -125,12 +131,14 @@ def _objective_signature(spec: StudySpec) -> dict[str, str]:
 
 
 # The built-in MLP used dropout only without BatchNorm before study files could say so with
-# `when`; a study made then had that rule without writing it.
+# `when`; a study made then (a signature with no format) had that rule without writing it.
 _IMPLICIT_BEFORE_WHEN = {"search.dropout.when": "batch_norm=False"}
 
 
 def _implicit(old: dict[str, str]) -> dict[str, str]:
-    """Rules an older signature had without recording them (MNIST's conditional dropout)."""
+    """Rules a signature from before `when` had without recording them (MNIST's dropout)."""
+    if FORMAT_KEY in old:
+        return {}  # written since `when` existed: an absent `when` means none
     if old.get("data.dataset") == "mnist" and {"search.dropout", "search.batch_norm"} <= old.keys():
         return dict(_IMPLICIT_BEFORE_WHEN)
     return {}
@@ -157,6 +165,7 @@ def differences(old: dict[str, str], new: dict[str, str]) -> list[str]:
     """
     if old:
         old = {**{k: v for k, v in field_defaults().items() if k in new}, **_implicit(old), **old}
+    old, new = ({k: v for k, v in s.items() if k != FORMAT_KEY} for s in (old, new))
     lines = []
     for key in sorted(old.keys() | new.keys()):
         before, after = old.get(key, "(absent)"), new.get(key, "(absent)")

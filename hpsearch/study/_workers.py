@@ -332,10 +332,15 @@ def _end_idle(
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    """Ctrl-C: each worker marks its cut-off trial failed and exits; stragglers are killed."""
+    """Ctrl-C or a failure here: each worker marks its cut-off trial failed and exits.
+
+    SIGTERM, not SIGINT: a worker still starting up (it holds no trial yet) ends quietly instead
+    of printing a KeyboardInterrupt from its imports; one running trials handles it as Ctrl-C.
+    Stragglers are killed.
+    """
     for proc in procs:
         if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
+            proc.send_signal(signal.SIGTERM)
     deadline = time.monotonic() + STOP_GRACE_S
     for proc in procs:
         try:

@@ -39,4 +39,4 @@ def test_a_ctrl_c_dropped_in_a_finalizer_is_raised_again(monkeypatch: pytest.Mon
     finally:
         interrupts.restore(previous)
     interrupts.raise_if_requested()  # restore forgets the request
-    assert signal.getsignal(signal.SIGINT) is previous
+    assert [signal.getsignal(sig) for sig in interrupts.SIGNALS] == previous

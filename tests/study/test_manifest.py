@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,6 +104,7 @@ def test_a_setting_added_later_reads_as_its_default_in_an_older_study(
     study = stored(storage_url)
     older = dict(study.user_attrs[_keys.SIGNATURE])
     del older["training.schedule"]  # as recorded before training.schedule existed
+    del older[manifest.FORMAT_KEY]
     study.set_user_attr(_keys.SIGNATURE, older)
     resumed = cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url)
     assert resumed.exit_code == 0, resumed.output
@@ -124,6 +126,7 @@ def test_an_mnist_study_from_before_when_resumes_with_the_when_in_its_file(
     study = stored(storage_url)
     older = dict(study.user_attrs[_keys.SIGNATURE])
     del older["search.dropout.when"]  # as recorded before `when` existed
+    del older[manifest.FORMAT_KEY]  # and before signatures had a format
     study.set_user_attr(_keys.SIGNATURE, older)
     resumed = cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url)
     assert resumed.exit_code == 0, resumed.output
@@ -133,6 +136,36 @@ def test_an_mnist_study_from_before_when_resumes_with_the_when_in_its_file(
     changed = cli("run", "--study", str(path), "--trials", "3", "--storage", storage_url)
     assert changed.exit_code == 1
     assert "search.dropout.when: batch_norm=False -> batch_norm=True" in changed.output
+
+
+@pytest.mark.parametrize("storage_kind", ["sqlite", "postgres"])
+def test_a_user_file_without_when_runs_resumes_and_joins(
+    make_study: Callable[..., Path], tmp_path: Path, storage_kind: str, mnist_dir: Path
+) -> None:
+    """Dropout in every trial beside batch_norm (no `when`): a study of today has no hidden rule.
+
+    With the default workers, then a resume to a larger total, then a joining worker; a
+    signature from before `when` existed still gets MNIST's old implicit rule.
+    """
+    from processes import hpsearch, postgres_url
+
+    url = f"sqlite:///{tmp_path / 'trials.db'}" if storage_kind == "sqlite" else postgres_url()
+    if url is None:
+        pytest.skip("HPSEARCH_TEST_POSTGRES is not set")
+    text = make_study().read_text().replace(", when = { batch_norm = false }", "")
+    path = make_study(name=f"nowhen{uuid.uuid4().hex[:8]}", text=text)
+    data = ["--data-dir", str(mnist_dir), "--device", "cpu", "--no-progress", "--max-epochs", "1"]
+    steps = [["run", "--trials", "2"], ["run", "--trials", "3", "--workers", "1"]]
+    steps += [["worker", "--trials", "4"]]
+    for step in steps:
+        proc = hpsearch(step[0], "--study", str(path), *step[1:], *data, url=url)
+        out, _ = proc.communicate(timeout=300)
+        assert proc.returncode == 0, out
+        assert "other settings" not in out and "Traceback" not in out, out
+    trials = optuna.load_study(study_name=path.stem, storage=url).trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 4
+    assert {t.params["batch_norm"] for t in trials if "dropout" in t.params} <= {True, False}
+    assert all("dropout" in t.params for t in trials)
 
 
 def test_changed_data_is_refused(

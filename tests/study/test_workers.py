@@ -296,6 +296,54 @@ def test_the_run_ends_a_worker_still_starting_once_the_study_is_done(
     ]
 
 
+# Python's own start-up (site) of a worker process that never ends: where SIGINT printed a
+# 'Fatal Python error: init_import_site' traceback
+SLOW_SITE = """\
+import os, sys, time
+from pathlib import Path
+if "worker" in sys.argv:
+    Path(os.environ["HPSEARCH_TEST_MARK"]).touch()
+    time.sleep(600)
+"""
+FAILING = """\
+import os, time
+from pathlib import Path
+def objective(params, ctx):
+    while not Path(os.environ["HPSEARCH_TEST_MARK"]).exists():  # worker 1 is starting up
+        time.sleep(0.05)
+    raise ValueError("planned failure")
+"""
+
+
+@pytest.mark.slow
+def test_a_run_that_fails_stops_a_starting_worker_quietly(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Its own trial fails (max_failures = 1) while worker 1 still starts: no word from it."""
+    from processes import hpsearch as cli
+    from processes import sleepy_study, sleepy_trials
+
+    study = sleepy_study(tmp_path)
+    (tmp_path / "failing.py").write_text(FAILING)
+    text = study.read_text().replace("sleepy.py:", "failing.py:")
+    study.write_text("max_failures = 1\n" + text)
+    (tmp_path / "site").mkdir()
+    (tmp_path / "site" / "sitecustomize.py").write_text(SLOW_SITE)
+    mark = tmp_path / "worker-starting"
+    monkeypatch.setenv("HPSEARCH_TEST_MARK", str(mark))
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "site"))
+    url = f"sqlite:///{tmp_path / 'trials.db'}"
+    args = ["run", "--study", str(study), "--trials", "2", "--workers", "2", "--device", "cpu"]
+    proc = cli(*args, "--no-progress", url=url)
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert mark.exists(), "worker 1 was not starting when the run failed"
+    assert "KeyboardInterrupt" not in out and "Fatal" not in out, out  # the worker said nothing
+    assert out.count("Traceback") == 1, out  # the failed trial's own, as any failed trial prints
+    assert out.strip().splitlines()[-1].startswith("Error: stopped after 1 failed trial"), out
+    assert [t.state.name for t in sleepy_trials(url)] == ["FAIL"]
+
+
 @pytest.mark.slow
 def test_the_run_waits_for_a_worker_whose_trial_runs(tmp_path: Path) -> None:
     from processes import hpsearch as cli
