@@ -12,6 +12,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
     from optuna.trial import FrozenTrial
 
+    from hpsearch.reporting._summaries import Anytime
+
 
 def log_params(trials: list[FrozenTrial]) -> set[str]:
     """Parameters searched on a log scale, as their distributions say (any name, any model)."""
@@ -122,6 +124,48 @@ def best_so_far(trials: list[FrozenTrial], maximize: bool, path: Path) -> Path:
     ax.set(xlabel="trial", ylabel="validation metric", title="Best value so far")
     ax.legend(fontsize=8)
     return save(fig, path)
+
+
+def best_over_time(trials: list[FrozenTrial], curve: Anytime, maximize: bool, path: Path) -> Path:
+    """Best value so far against minutes of study time: when the search stopped paying off.
+
+    Each trial sits at the minute it finished; pruned and failed ones at the worst value.
+    """
+    fig = _figure()
+    ax = fig.add_subplot()
+    xs = [seconds / 60 for seconds, _, _ in curve.points]
+    ys = [value for _, value, _ in curve.points]
+    ax.step([*xs, curve.span / 60], [*ys, ys[-1]], where="post", label="best so far")
+    done = [t for t in trials if t.state.name == "COMPLETE" and t.datetime_complete]
+    ax.scatter(
+        [_minutes(curve, t) for t in done],
+        [float(t.value or 0.0) for t in done],
+        s=10,
+        alpha=0.5,
+        label="complete",
+    )
+    worst = worst_value([float(t.value or 0.0) for t in done], maximize)
+    for state, marker in (("PRUNED", "x"), ("FAIL", "v")):
+        marked = [
+            _minutes(curve, t) for t in trials if t.state.name == state and t.datetime_complete
+        ]
+        if marked:
+            ax.scatter(marked, [worst] * len(marked), marker=marker, label=state.lower())
+    ax.annotate(f"#{curve.best_trial}", (xs[-1], ys[-1]), textcoords="offset points", xytext=(4, 4))
+    ax.set_xlim(left=0)
+    ax.set(
+        xlabel="minutes since the first trial started",
+        ylabel="validation metric",
+        title="Best value over study time",
+    )
+    ax.legend(fontsize=8)
+    return save(fig, path)
+
+
+def _minutes(curve: Anytime, trial: FrozenTrial) -> float:
+    """Minutes from the study's first start to the moment the trial finished."""
+    end = trial.datetime_complete or curve.start
+    return (end - curve.start).total_seconds() / 60
 
 
 def worst_value(values: list[float], maximize: bool) -> float:

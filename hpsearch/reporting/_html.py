@@ -13,7 +13,17 @@ from typing import TYPE_CHECKING
 from hpsearch import _keys
 from hpsearch.errors import StorageError, UsageError
 from hpsearch.reporting import _figures as figures
-from hpsearch.reporting._summaries import NO_ERROR, format_duration, format_value
+from hpsearch.reporting._summaries import (
+    NO_ERROR,
+    Anytime,
+    anytime,
+    anytime_text,
+    epochs_run,
+    epochs_text,
+    format_duration,
+    format_value,
+    trial_epochs,
+)
 from hpsearch.samplers._ranking import completed_best_first
 
 if TYPE_CHECKING:
@@ -62,6 +72,7 @@ class Report:
     test: HeldOutResult | None
     running: bool  # short of its total: still running, or stopped early
     status: str
+    economy: list[str]  # epochs against full trials; when the best came
 
 
 def build_report(
@@ -85,14 +96,16 @@ def build_report(
         _remove_empty(made)  # a failed report leaves no empty folder behind
         raise
     best = ranked[0]
-    pngs = _draw(study, trials, ranked, test, maximize, out, spec.metric)
+    curve = anytime(trials, maximize)
+    pngs = _draw(study, trials, ranked, test, maximize, out, spec.metric, curve)
     rows = regularizer_rows(study, spec, ranked, store, data_dir)
     target = int(study.user_attrs.get(_keys.TARGET_TRIALS, 0))
     status, running = study_status(trials, target)
-    page = _page(study, spec, best, test, pngs, rows, cost(trials, spec), running, status)
+    economy = economy_lines(trials, curve, target, spec.max_epochs)
+    page = _page(study, spec, best, test, pngs, rows, cost(trials, spec), economy, running, status)
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
-    return Report(index, pngs, best, test, running, status)
+    return Report(index, pngs, best, test, running, status, economy)
 
 
 def study_status(trials: list[FrozenTrial], target: int) -> tuple[str, bool]:
@@ -145,15 +158,16 @@ def _draw(
     maximize: bool,
     out: Path,
     metric: str,
+    curve: Anytime | None,
 ) -> list[Path]:
     """Every figure as a PNG in `out`."""
     pngs = [figures.loss_curves(ranked, out / "loss_curves.png", metric)]
     if test is not None and test.confusion:
         pngs.append(figures.confusion(test.confusion, test.classes, out / "confusion_matrix.png"))
-    pngs += [
-        figures.best_so_far(trials, maximize, out / "best_so_far.png"),
-        figures.metric_vs_params(trials, out / "metric_vs_params.png"),
-    ]
+    pngs.append(figures.best_so_far(trials, maximize, out / "best_so_far.png"))
+    if curve is not None:
+        pngs.append(figures.best_over_time(trials, curve, maximize, out / "best_over_time.png"))
+    pngs.append(figures.metric_vs_params(trials, out / "metric_vs_params.png"))
     values = figures.param_importances(study)
     if values:
         pngs.append(figures.importances(values, out / "importances.png"))
@@ -211,11 +225,25 @@ def regularizer_rows(
     return rows
 
 
+def economy_lines(
+    trials: list[FrozenTrial], curve: Anytime | None, target: int, max_epochs: int
+) -> list[str]:
+    """Epochs spent against the study's total of full trials, and when the best came."""
+    lines = [epochs_text(epochs_run(trials), target, max_epochs)]
+    if curve is not None:
+        best = curve.points[-1][1]
+        lines.append(
+            anytime_text(best, curve.found_at, curve.best_trial, curve.since, curve.trials_since)
+        )
+    return lines
+
+
 def cost(trials: list[FrozenTrial], spec: StudySpec) -> list[tuple[str, str]]:
     """What the study cost: trial time, epochs (failed trials' too), pruning's saving, rate."""
     histories = [t.user_attrs.get(_keys.HISTORY, []) for t in trials]
-    epochs = sum(len(h) for h in histories)
-    per_epoch = sum(e.get("seconds", 0.0) for h in histories for e in h) / epochs if epochs else 0.0
+    epochs = epochs_run(trials)
+    timed = sum(len(h) for h in histories)
+    per_epoch = sum(e.get("seconds", 0.0) for h in histories for e in h) / timed if timed else 0.0
     saved, basis = pruning_saved(trials, spec.max_epochs)
     busy_h = busy_seconds(trials) / 3600
     finished = sum(t.state.name in ("COMPLETE", "PRUNED") for t in trials)
@@ -246,14 +274,14 @@ def pruning_saved(trials: list[FrozenTrial], max_epochs: int) -> tuple[float, st
     Completed trials stop early too, so max_epochs would overstate the saving; it is only the
     fallback when no trial completed.
     """
-    done = [len(t.user_attrs.get(_keys.HISTORY, [])) for t in trials if t.state.name == "COMPLETE"]
+    done = [trial_epochs(t) for t in trials if t.state.name == "COMPLETE"]
     expected = sum(done) / len(done) if done else float(max_epochs)
     basis = (
         f"as if each pruned trial ran {expected:.1f} epochs, the completed trials' mean"
         if done
         else f"an upper bound, {max_epochs} epochs each: no trial completed"
     )
-    ran = [len(t.user_attrs.get(_keys.HISTORY, [])) for t in trials if t.state.name == "PRUNED"]
+    ran = [trial_epochs(t) for t in trials if t.state.name == "PRUNED"]
     return sum(max(0.0, expected - n) for n in ran), basis
 
 
@@ -320,6 +348,14 @@ def _test_html(test: HeldOutResult | None) -> str:
     )
 
 
+def _economy_html(lines: list[str]) -> str:
+    """The economy lines as paragraphs, the same words `hpsearch status` prints."""
+    ids = ("economy-epochs", "economy-best")
+    return "".join(
+        f'<p id="{id_}">{html.escape(line)}</p>' for id_, line in zip(ids, lines, strict=False)
+    )
+
+
 def _failures_html(trials: list[FrozenTrial]) -> str:
     """Each failed trial and its error; nothing when none failed."""
     rows = [
@@ -341,6 +377,7 @@ def _page(
     pngs: list[Path],
     rows: list[list[str]],
     costs: list[tuple[str, str]],
+    economy: list[str],
     running: bool,
     status_text: str,
 ) -> str:
@@ -366,6 +403,7 @@ def _page(
 <h2>Regularizers</h2>
 {_table(REGULARIZER_HEADER, rows)}
 {_failures_html(study.get_trials(deepcopy=False))}
+<h2>Economy</h2>{_economy_html(economy)}
 <h2>Cost</h2>{_table(["", ""], [list(c) for c in costs])}
 <h2>Figures</h2>{"".join(_image(p) for p in pngs)}
 <h2>Manifest</h2>{_table(["key", "value"], manifest_rows)}{change_table}
@@ -398,6 +436,7 @@ def describe(report: Report, metric: str) -> list[str]:
     lines = [
         f"best trial #{report.best.number}: validation {metric} = {report.best.value:.4f}",
         tested,
+        *report.economy,
         f"wrote {report.index} and {len(report.figures)} figures",
     ]
     if report.running:

@@ -6,7 +6,15 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from hpsearch import _keys
-from hpsearch.reporting._summaries import NO_ERROR, format_duration
+from hpsearch.reporting._summaries import (
+    NO_ERROR,
+    anytime,
+    anytime_text,
+    epochs_run,
+    epochs_text,
+    format_duration,
+    recorded_max_epochs,
+)
 
 if TYPE_CHECKING:
     import optuna
@@ -42,6 +50,23 @@ def study_status(study: optuna.Study, metric: str, grace_period: float) -> dict[
         "grace_period": grace_period,
         "running": [_running(t, ages.get(t._trial_id), grace_period) for t in running],
         "failures": [_failure(t) for t in trials if t.state.name == "FAIL"][-FAILURES_SHOWN:],
+        **_economy(study, trials, target),
+    }
+
+
+def _economy(study: optuna.Study, trials: list[FrozenTrial], target: int) -> dict[str, Any]:
+    """Epochs spent against full trials, and the best over study time: whether to go on."""
+    max_epochs = recorded_max_epochs(study.user_attrs)
+    curve = anytime(trials, study.direction.name == "MAXIMIZE")
+    return {
+        "epochs_run": epochs_run(trials),
+        "max_epochs": max_epochs,
+        "epochs_full": target * max_epochs if target and max_epochs else None,
+        "best_trial": curve.best_trial if curve else None,
+        "best_found_at_s": curve.found_at if curve else None,
+        "since_best_s": curve.since if curve else None,
+        "trials_since_best": curve.trials_since if curve else None,
+        "anytime": [[seconds, value] for seconds, value, _ in curve.points] if curve else [],
     }
 
 
@@ -89,7 +114,18 @@ def status_lines(status: dict[str, Any]) -> list[str]:
         f"best {status['metric']} {best}",
         f"{status['trials_per_hour']:g} trials/hour over the last hour; "
         + (f"about {format_duration(left)} left" if left else "no estimate of the time left"),
+        epochs_text(status["epochs_run"], status["total"], status["max_epochs"]),
     ]
+    if status["best_trial"] is not None:
+        lines.append(
+            anytime_text(
+                status["anytime"][-1][1],
+                status["best_found_at_s"],
+                status["best_trial"],
+                status["since_best_s"],
+                status["trials_since_best"],
+            )
+        )
     lines.append(f"running: {len(status['running'])}" if status["running"] else "running: none")
     for trial in status["running"]:
         value = "-" if trial["last_value"] is None else f"{trial['last_value']:.4f}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from hpsearch import _keys
@@ -122,3 +124,114 @@ def ranges_table(trials: list[FrozenTrial], maximize: bool) -> list[str]:
         for row in rows
     ]
     return lines + [f"note: {n}" for n in notes]
+
+
+def trial_epochs(trial: FrozenTrial) -> int:
+    """Epochs a trial ran: its history, or its reported steps where it stored no history."""
+    history = trial.user_attrs.get(_keys.HISTORY)
+    return len(history) if history is not None else len(trial.intermediate_values)
+
+
+def epochs_run(trials: list[FrozenTrial]) -> int:
+    """Epochs the whole study ran, failed and running trials' included: what it really cost."""
+    return sum(trial_epochs(t) for t in trials)
+
+
+def recorded_max_epochs(attrs: dict[str, Any]) -> int | None:
+    """A full trial's epochs as the study recorded them (the latest allowed change wins), or None.
+
+    Read from storage alone, so `status` needs no study code; a study made before the manifest
+    recorded it gives None rather than a guess.
+    """
+    changes = attrs.get(_keys.SPEC_CHANGES) or []
+    record = changes[-1] if changes else attrs.get(_keys.MANIFEST) or {}
+    value = record.get("max_epochs")
+    return int(value) if value else None
+
+
+def epochs_text(run: int, target: int, max_epochs: int | None) -> str:
+    """Epochs spent against the study's total of full trials: what pruning and stopping saved."""
+    if not target or not max_epochs:
+        return f"epochs: {run:,} run"
+    full = target * max_epochs
+    trials = f"{target:,} full trial{'' if target == 1 else 's'}"
+    share = 100 * run / full
+    return f"epochs: {run:,} run of the {full:,} that {trials} would cost ({share:.0f} %)"
+
+
+@dataclass(frozen=True)
+class Anytime:
+    """The best completed value over study time, so a user can judge when to stop."""
+
+    start: datetime  # when the study's first trial started
+    points: list[tuple[float, float, int]]  # each improvement: (seconds in, best value, trial)
+    span: float  # seconds to the latest finished trial, or to now while trials run
+    trials_since: int  # trials finished (complete or pruned) after the best one
+
+    @property
+    def found_at(self) -> float:
+        """Seconds into the study when the current best trial finished."""
+        return self.points[-1][0]
+
+    @property
+    def best_trial(self) -> int:
+        """The current best trial's number."""
+        return self.points[-1][2]
+
+    @property
+    def since(self) -> float:
+        """Seconds without an improvement."""
+        return round(max(0.0, self.span - self.found_at), 1)
+
+
+def anytime(trials: list[FrozenTrial], maximize: bool) -> Anytime | None:
+    """Best value so far by completion time; None before a trial completes.
+
+    Only completed trials set the best, as in the study's best trial and the best-so-far figure.
+    """
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    done = sorted(
+        (t for t in trials if t.state.name == "COMPLETE" and t.datetime_complete),
+        key=lambda t: t.datetime_complete or datetime.max,
+    )
+    if not starts or not done:
+        return None
+    start = min(starts)
+    best = done[0]
+    points = [(_seconds(start, best.datetime_complete), float(best.value or 0.0), best.number)]
+    for trial in done[1:]:
+        value = float(trial.value or 0.0)
+        if value > points[-1][1] if maximize else value < points[-1][1]:
+            best = trial
+            points.append((_seconds(start, trial.datetime_complete), value, trial.number))
+    return Anytime(start, points, _span(trials, start), _finished_after(trials, best))
+
+
+def _seconds(start: datetime, when: datetime | None) -> float:
+    """Seconds from the study's start to `when` (Optuna stores naive local times)."""
+    return round(((when or start) - start).total_seconds(), 1)
+
+
+def _span(trials: list[FrozenTrial], start: datetime) -> float:
+    """Study time so far: to now while a trial runs, else to the latest finished trial."""
+    if any(t.state.name == "RUNNING" for t in trials):
+        return _seconds(start, datetime.now())
+    return max(_seconds(start, t.datetime_complete) for t in trials)
+
+
+def _finished_after(trials: list[FrozenTrial], best: FrozenTrial) -> int:
+    """Trials that finished after the best one: how much search has not improved on it."""
+    found = best.datetime_complete or datetime.max
+    return sum(
+        t.state.name in ("COMPLETE", "PRUNED") and (t.datetime_complete or found) > found
+        for t in trials
+    )
+
+
+def anytime_text(value: float, found_at: float, trial: int, since: float, trials_since: int) -> str:
+    """When the current best came and how long the search has gone on without improving it."""
+    found = f"best {value:.4f} found at {format_duration(found_at)} of study time (trial #{trial})"
+    if not trials_since:
+        return f"{found}; no trial has finished since"
+    trials = f"{trials_since:,} trial{'' if trials_since == 1 else 's'}"
+    return f"{found}; no improvement for the last {format_duration(since)} / {trials}"

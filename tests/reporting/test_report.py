@@ -8,6 +8,7 @@ import shutil
 import sqlite3
 import subprocess
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 
 import optuna
@@ -17,12 +18,14 @@ from PIL import Image
 
 from hpsearch import _keys
 from hpsearch.cli import main
+from hpsearch.reporting._summaries import format_duration
 
 Cli = Callable[..., Result]
 FIGURES = {
     "loss_curves.png",
     "confusion_matrix.png",
     "best_so_far.png",
+    "best_over_time.png",
     "metric_vs_params.png",
     "importances.png",
     "narrowing_ranges.png",
@@ -75,6 +78,7 @@ def test_report_writes_every_figure_and_the_recorded_test_accuracy(
     assert recorded["classes"] == [str(d) for d in range(10)]
     assert "evaluated now and recorded" in result.output and "git_commit" in result.output
     assert "batch_norm = True" in page and "epochs saved by pruning" in page
+    assert_economy(page, result.output, study)
     again = report("--study", str(path), "--storage", url, "-o", str(out), data=mnist_dir)
     assert "test accuracy" in again.output and "(as recorded)" in again.output
     assert optuna.load_study(study_name="rep", storage=url).user_attrs == study.user_attrs
@@ -85,6 +89,32 @@ def test_report_writes_every_figure_and_the_recorded_test_accuracy(
     study.set_user_attr("test_results", {str(best.number): older})
     old = report("--study", str(path), "--storage", url, "-o", str(out), data=mnist_dir)
     assert f"test accuracy {recorded['metrics']['accuracy']:.4f} (as recorded)" in old.output
+
+
+def assert_economy(page: str, output: str, study: optuna.Study) -> None:
+    """Epochs run against 6 full trials of 2 epochs, and when the best (first reached) came."""
+    trials = study.get_trials()
+    epochs = sum(len(t.user_attrs[_keys.HISTORY]) for t in trials)
+    line = (
+        f"epochs: {epochs} run of the 12 that 6 full trials would cost ({100 * epochs / 12:.0f} %)"
+    )
+    assert f'<p id="economy-epochs">{line}</p>' in page and line in output
+    start = min(t.datetime_start for t in trials if t.datetime_start)
+    done = sorted(study.get_trials(states=[optuna.trial.TrialState.COMPLETE]), key=finished_at)
+    first_best = next(t for t in done if t.value == study.best_value)
+    found = format_duration((finished_at(first_best) - start).total_seconds())
+    best = re.search(r'<p id="economy-best">(.*?)</p>', page)
+    assert best, page
+    assert best.group(1).startswith(
+        f"best {study.best_value:.4f} found at {found} of study time (trial #{first_best.number})"
+    )
+    assert best.group(1) in output
+
+
+def finished_at(trial: optuna.trial.FrozenTrial) -> datetime:
+    """When a finished trial ended."""
+    assert trial.datetime_complete is not None
+    return trial.datetime_complete
 
 
 @pytest.mark.slow

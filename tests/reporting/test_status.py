@@ -6,12 +6,15 @@ import json
 import signal
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import optuna
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
+from hpsearch import _keys
 from hpsearch.cli import main
 from processes import BEAT, hpsearch, wait_until
 from processes import sleepy_study as sleepy_file
@@ -113,3 +116,114 @@ def test_status_on_an_unreachable_postgresql_is_one_line_without_the_password(
             result.output
         )
         assert "s3cret" not in result.output and "Traceback" not in result.output
+
+
+ZERO = datetime(2026, 1, 1, 9, 0)
+
+
+def stored(
+    number: int, state: str, value: float | None, epochs: int, start_s: float, end_s: float
+) -> optuna.trial.FrozenTrial:
+    """A finished trial as hpsearch stores it: a per-epoch history, from start_s to end_s."""
+    history = [{"epoch": e, "valid_accuracy": 0.5, "seconds": 1.0} for e in range(1, epochs + 1)]
+    return optuna.trial.FrozenTrial(
+        number=number,
+        state=optuna.trial.TrialState[state],
+        value=value,
+        datetime_start=ZERO + timedelta(seconds=start_s),
+        datetime_complete=ZERO + timedelta(seconds=end_s),
+        params={},
+        distributions={},
+        user_attrs={_keys.HISTORY: history, _keys.EPOCHS: epochs},
+        system_attrs={},
+        intermediate_values={e: 0.5 for e in range(1, epochs + 1)},
+        trial_id=number,
+    )
+
+
+def add_trials(url: str, name: str, trials: list[optuna.trial.FrozenTrial]) -> None:
+    """Store finished trials, their times included, in the real study."""
+    study = optuna.load_study(study_name=name, storage=url)
+    for trial in trials:
+        study.add_trial(trial)
+
+
+def status(study: Path, url: str) -> tuple[dict[str, Any], Result]:
+    """`hpsearch status --json` and `hpsearch status`, in-process."""
+    args = ["status", "--study", str(study), "--storage", url]
+    shown = CliRunner().invoke(main, [*args, "--json"], catch_exceptions=False)
+    text = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert shown.exit_code == 0 and text.exit_code == 0, shown.output + text.output
+    return json.loads(shown.output), text
+
+
+def economy_trials() -> list[optuna.trial.FrozenTrial]:
+    """Seven trials over 13 minutes: the best (#2) at 5 min, then a tie, a failure and prunes."""
+    no_history = stored(5, "PRUNED", None, 2, 500, 520)
+    no_history.user_attrs.pop(_keys.HISTORY)  # an older study: only the reported steps count
+    return [
+        stored(0, "COMPLETE", 0.90, 20, 0, 60),
+        stored(1, "PRUNED", None, 3, 60, 90),
+        stored(2, "COMPLETE", 0.95, 20, 90, 300),
+        stored(3, "FAIL", None, 1, 300, 310),
+        stored(4, "COMPLETE", 0.93, 12, 310, 500),
+        no_history,
+        stored(6, "COMPLETE", 0.95, 20, 520, 780),  # equals the best: no improvement
+    ]
+
+
+def test_status_shows_epochs_against_full_trials_and_the_best_over_time(
+    cli: Callable[..., Result], make_study: Callable[..., Path], storage_url: str
+) -> None:
+    """78 epochs of the 10 x 20 that full trials cost; the best at 5 min, then 8 min without."""
+    path = make_study(max_epochs=20)
+    assert (
+        cli("create", "--study", str(path), "--trials", "10", "--storage", storage_url).exit_code
+        == 0
+    )
+    add_trials(storage_url, "tiny", economy_trials())
+    shown, text = status(path, storage_url)
+    assert (shown["epochs_run"], shown["max_epochs"], shown["epochs_full"]) == (78, 20, 200)
+    assert shown["anytime"] == [[60.0, 0.9], [300.0, 0.95]]
+    assert (shown["best_trial"], shown["best_found_at_s"]) == (2, 300.0)
+    assert (shown["since_best_s"], shown["trials_since_best"]) == (480.0, 3)  # #3 failed
+    assert "epochs: 78 run of the 200 that 10 full trials would cost (39 %)" in text.output
+    assert (
+        "best 0.9500 found at 5m00s of study time (trial #2); "
+        "no improvement for the last 8m00s / 3 trials" in text.output
+    )
+
+
+def test_status_of_a_users_objective_reads_max_epochs_from_storage_alone(
+    tmp_path: Path, storage_url: str
+) -> None:
+    """objective.max_epochs as recorded, the latest allowed change winning; no code imported."""
+    study = sleepy_file(tmp_path, max_epochs=6)
+    create = ["create", "--study", str(study), "--trials", "4", "--storage", storage_url]
+    assert CliRunner().invoke(main, create).exit_code == 0
+    study.write_text(study.read_text().replace("max_epochs = 6", "max_epochs = 8"))
+    changed = CliRunner().invoke(main, [*create, "--allow-changed-spec"])
+    assert changed.exit_code == 0, changed.output
+    (tmp_path / "sleepy.py").unlink()  # status reads storage alone
+    add_trials(storage_url, "sleepy", [stored(0, "COMPLETE", -0.2, 8, 0, 30)])
+    shown, text = status(study, storage_url)
+    assert (shown["epochs_run"], shown["max_epochs"], shown["epochs_full"]) == (8, 8, 32)
+    assert "epochs: 8 run of the 32 that 4 full trials would cost (25 %)" in text.output
+    assert "best -0.2000 found at 30.0s of study time (trial #0); no trial has finished since" in (
+        text.output
+    )
+
+
+def test_status_without_a_recorded_max_epochs_omits_the_comparison(
+    make_study: Callable[..., Path], storage_url: str
+) -> None:
+    """A study made without hpsearch's manifest: the epochs run, and no guessed total."""
+    path = make_study(max_epochs=20)
+    study = optuna.create_study(study_name="tiny", storage=storage_url, direction="maximize")
+    study.set_user_attr(_keys.TARGET_TRIALS, 10)
+    add_trials(storage_url, "tiny", [stored(0, "PRUNED", None, 3, 0, 20)])
+    shown, text = status(path, storage_url)
+    assert (shown["epochs_run"], shown["max_epochs"], shown["epochs_full"]) == (3, None, None)
+    assert (shown["best_trial"], shown["anytime"]) == (None, [])
+    assert "epochs: 3 run\n" in text.output and "full trials" not in text.output
+    assert "found at" not in text.output
