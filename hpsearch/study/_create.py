@@ -6,7 +6,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from hpsearch import _keys
-from hpsearch.spec import StudySpec
+from hpsearch.spec import StudySpec, signature
 from hpsearch.study._connect import connect
 from hpsearch.study._options import RunOptions, require_total, with_overrides
 from hpsearch.study._summary import RunSummary, summarize
@@ -50,7 +50,7 @@ def ensure_study(
         if change is not None:  # appended under a lock: concurrent resumes keep every record
             study_id = storage.get_study_id_from_name(spec.name)
             storage.append_study_user_attr(study_id, _keys.SPEC_CHANGES, change)
-            study.set_user_attr(_keys.SIGNATURE, manifest.signature(spec))
+            study.set_user_attr(_keys.SIGNATURE, signature(spec))
     if data is not None and attrs.get(_keys.DATA_HASH) != data:
         study.set_user_attr(_keys.DATA_HASH, data)
     _name_metric(study, spec.metric)
@@ -72,7 +72,7 @@ def _record_creation(
 
         device = str(resolve_device(opts.device))
     study.set_user_attr(_keys.MANIFEST, manifest.build(spec, device, data))
-    study.set_user_attr(_keys.SIGNATURE, manifest.signature(spec))
+    study.set_user_attr(_keys.SIGNATURE, signature(spec))
     study.set_user_attr(_keys.STUDY_FILE_HASH, spec.text_hash)
     study.set_user_attr(_keys.METRIC, spec.metric)
 

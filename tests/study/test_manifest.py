@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 
 from hpsearch import _keys
 from hpsearch.cli import main
+from hpsearch.spec import FORMAT_KEY
 from hpsearch.study import _manifest as manifest
 
 pytestmark = pytest.mark.slow  # every test runs a study
@@ -104,7 +105,7 @@ def test_a_setting_added_later_reads_as_its_default_in_an_older_study(
     study = stored(storage_url)
     older = dict(study.user_attrs[_keys.SIGNATURE])
     del older["training.schedule"]  # as recorded before training.schedule existed
-    del older[manifest.FORMAT_KEY]
+    del older[FORMAT_KEY]
     study.set_user_attr(_keys.SIGNATURE, older)
     resumed = cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url)
     assert resumed.exit_code == 0, resumed.output
@@ -126,7 +127,7 @@ def test_an_mnist_study_from_before_when_resumes_with_the_when_in_its_file(
     study = stored(storage_url)
     older = dict(study.user_attrs[_keys.SIGNATURE])
     del older["search.dropout.when"]  # as recorded before `when` existed
-    del older[manifest.FORMAT_KEY]  # and before signatures had a format
+    del older[FORMAT_KEY]  # and before signatures had a format
     study.set_user_attr(_keys.SIGNATURE, older)
     resumed = cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url)
     assert resumed.exit_code == 0, resumed.output
