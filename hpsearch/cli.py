@@ -415,6 +415,24 @@ def ranges(study: str, storage: str) -> None:
 
 
 @main.command()
+@study_option
+@storage_option
+@translate_errors
+def show(study: str, storage: str) -> None:
+    """Print the study file the stored study really runs with, every default filled in."""
+    from hpsearch.spec import to_toml
+    from hpsearch.study._manifest import recorded_spec
+
+    spec, loaded = stored_study(study, storage)
+    effective = recorded_spec(loaded, spec)
+    click.echo(
+        f"# study '{effective.name}' as stored: every default filled in, with --seed, "
+        "--max-epochs and any change allowed by --allow-changed-spec applied"
+    )
+    click.echo(to_toml(effective), nl=False)
+
+
+@main.command()
 @click.option("--study", "study", default=None, help="Check that this study exists first.")
 @storage_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")

@@ -524,3 +524,29 @@ def test_a_negative_seed_is_refused(
         "seed must be ≥ 0 but got -1",
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.toml"]
+
+
+def test_show_prints_the_study_file_the_stored_study_runs_with(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str, tmp_path: Path
+) -> None:
+    """--seed and an allowed change are in it, and it resumes the study as printed."""
+    from hpsearch.spec import parse_spec
+
+    path = make_study()
+    create = ["create", "--study", str(path), "--trials", "2", "--storage", storage_url]
+    assert cli(*create, "--seed", "11").exit_code == 0
+    path.write_text(path.read_text().replace("high = 3e-3", "high = 1e-2"))
+    assert cli(*create, "--seed", "11", "--allow-changed-spec").exit_code == 0
+    shown = cli("show", "--study", str(path), "--storage", storage_url)
+    assert shown.exit_code == 0, shown.output
+    header, text = shown.output.split("\n", 1)
+    assert header.startswith("# study 'tiny' as stored: every default filled in")
+    printed = tmp_path / "shown.toml"
+    printed.write_text(text)
+    spec = parse_spec(text, printed)
+    assert (spec.name, spec.seed, spec.search["lr"].high) == ("tiny", 11, 1e-2)  # type: ignore[union-attr]
+    assert spec.training.patience == 2 and spec.training.optimizer == "adam"  # defaults filled
+    again = cli("create", "--study", str(printed), "--trials", "2", "--storage", storage_url)
+    assert again.exit_code == 0, again.output  # the same study: no "other settings"
+    missing = cli("show", "--study", str(path), "--storage", f"sqlite:///{tmp_path / 'no.db'}")
+    assert missing.exit_code == 1 and len(missing.output.strip().splitlines()) == 1

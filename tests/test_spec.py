@@ -8,7 +8,15 @@ from pathlib import Path
 import pytest
 
 from hpsearch.errors import SpecError
-from hpsearch.spec import Choice, FloatRange, list_study_files, load_spec, parse_spec
+from hpsearch.spec import (
+    Choice,
+    FloatRange,
+    list_study_files,
+    load_spec,
+    parse_spec,
+    signature,
+    to_toml,
+)
 
 
 def parse(text: str) -> object:
@@ -121,3 +129,59 @@ def test_a_folder_or_a_non_utf8_file_as_study(tmp_path: Path) -> None:
     latin.write_bytes('description = "caf\xe9"\n'.encode("latin-1"))
     with pytest.raises(SpecError, match=r"not UTF-8 text .* save it as UTF-8 TOML"):
         load_spec(str(latin))
+
+
+USER_STUDY = """\
+name = "mine"
+max_failures = 2
+[objective]
+entry = "toy_objective.py:objective"
+metric = "valid_accuracy"
+direction = "maximize"
+max_epochs = 3
+[objective.config]
+n = 400
+nested = { a = [1, 2.5], b = "x" }
+[search]
+act = { choices = ["relu", "tanh"] }
+wide = { choices = [true, false] }
+hidden = { low = 4, high = 32, step = 4, when = { act = "relu", wide = [true] } }
+lr = { low = 1e-3, high = 0.3, log = true }
+p = { low = 0.0, high = 0.5, when = { act = ["relu", "tanh"] } }
+[sampler]
+kind = "narrowing"
+trials_per_round = 4
+[pruner]
+kind = "threshold"
+lower = 0.2
+"""
+IMAGEFOLDER_STUDY = """\
+[data]
+dataset = "imagefolder"
+folder = "flowers"
+image_size = 16
+[model]
+channels = [4, 8]
+[search]
+augment = { choices = [true, false] }
+lr = { low = 1e-4, high = 1e-1, log = true, grow = "both" }
+[sampler]
+kind = "narrowing"
+keep = 0.3
+[pruner]
+kind = "hyperband"
+reduction_factor = 2
+"""
+
+
+@pytest.mark.parametrize(
+    "text", [USER_STUDY, IMAGEFOLDER_STUDY, *[p.read_text() for p in list_study_files()]]
+)
+def test_a_spec_written_back_as_toml_parses_to_the_same_spec_and_signature(text: str) -> None:
+    """What `hpsearch show` prints runs exactly the study it was printed from."""
+    path = Path("/nowhere/study.toml")
+    spec = parse_spec(text, path)
+    again = parse_spec(to_toml(spec), path)
+    assert dataclasses.replace(again, text=spec.text) == spec
+    assert signature(again) == signature(spec)
+    assert to_toml(again) == to_toml(spec)

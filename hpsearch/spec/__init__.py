@@ -1,4 +1,5 @@
-"""The study-file format in one place: its types, parser, checks, and the signature a study records.
+"""The study-file format in one place: types, parser, checks, the signature a study records, and
+the writer back to TOML.
 
 What a file means (`parse_spec`) and what a study records of it (`signature`) live side by side,
 so that resuming a study compares like with like.
@@ -47,6 +48,7 @@ from hpsearch.spec._types import (
     is_active,
     with_run_settings,
 )
+from hpsearch.spec._write import to_table, to_toml
 
 __all__ = [
     "BOUNDS",
@@ -90,5 +92,7 @@ __all__ = [
     "read_spec",
     "resolve_study",
     "signature",
+    "to_table",
+    "to_toml",
     "with_run_settings",
 ]
