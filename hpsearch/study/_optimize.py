@@ -8,7 +8,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from hpsearch import _keys
-from hpsearch.errors import HPSearchError, StorageError
+from hpsearch.errors import HPSearchError, StorageError, arg
 from hpsearch.spec import StudySpec
 from hpsearch.storages._rdb import masked
 from hpsearch.study import _interrupts as interrupts
@@ -168,8 +168,9 @@ class FailureLimit:
             error = trial.user_attrs.get(_keys.ERROR, "no error recorded")
             raise HPSearchError(
                 f"stopped after {self.in_a_row} failed trials in a row (max_failures = "
-                f"{self.limit}); the last, #{trial.number}: {error}; fix the objective, then run "
-                "the study again to resume"
+                f"{self.limit}); the last, #{trial.number}: {error}; fix the objective, then "
+                f"resume with the same command and {arg('allow_changed_spec', True)} (a fix to "
+                "the objective's code or study file is a change, recorded on the study)"
             )
 
 

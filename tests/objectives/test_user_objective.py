@@ -309,6 +309,38 @@ def test_max_failures_in_a_row_stop_the_run_with_the_last_error(
     assert [t.state.name for t in stored(storage_url)] == ["FAIL", "FAIL"]
 
 
+BUG = """
+def objective(params, ctx):  # a bug the user fixes after the run stops
+    raise RuntimeError("bug in my objective")
+"""
+
+
+@pytest.mark.slow
+def test_the_hint_after_max_failures_resumes_once_the_code_is_fixed(
+    toy: Callable[..., Path], storage_url: str
+) -> None:
+    """Fix the objective, then follow the printed hint as printed: the study resumes.
+
+    Each run is a new process, as for a user (one process would keep the old module).
+    """
+    study = toy(max_failures=2)
+    code = study.parent / "toy.py"
+    fixed = code.read_text()
+    code.write_text(fixed + BUG)
+    command = [sys.executable, "-m", "hpsearch", "run", "--study", str(study), "--trials", "3"]
+    command += ["--storage", storage_url, "--workers", "1", "--no-progress"]
+    stopped = subprocess.run(command, capture_output=True, text=True)
+    assert stopped.returncode == 1
+    hint = stopped.stderr.strip().splitlines()[-1]
+    assert "fix the objective, then resume with the same command and --allow-changed-spec" in hint
+    code.write_text(fixed)
+    refused = subprocess.run(command, capture_output=True, text=True)
+    assert refused.returncode == 1 and "objective.entry.source" in refused.stderr
+    resumed = subprocess.run([*command, "--allow-changed-spec"], capture_output=True, text=True)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert [t.state.name for t in stored(storage_url)] == ["FAIL"] * 2 + ["COMPLETE"] * 3
+
+
 @pytest.mark.slow
 def test_rerun_reproduces_a_user_trial_exactly(
     cli: Cli, toy: Callable[..., Path], storage_url: str
