@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import numbers
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -91,12 +92,14 @@ class TrialContext:
         stops the trial: let it propagate.
 
         Args:
-            epoch: The epoch just finished, counted from 1.
+            epoch: The epoch just finished, counted from 1, at most `max_epochs`, each once
+                and in order (anything else raises `ReportError`, failing the trial).
             **metrics: The epoch's numbers; one must be the study's metric.
         """
         import optuna
 
         interrupts.raise_if_requested()  # a Ctrl-C Python dropped mid-epoch stops the trial here
+        self._check_epoch(epoch)
         if self.metric not in metrics:
             given = ", ".join(metrics) or "nothing"
             raise ReportError(
@@ -104,17 +107,39 @@ class TrialContext:
                 f"metric; report it, e.g. ctx.report(epoch, {self.metric}=value)"
             )
         now = time.perf_counter()
-        record = {"epoch": epoch, **{k: _number(k, v) for k, v in metrics.items()}}
+        record = {"epoch": int(epoch), **{k: _number(k, v) for k, v in metrics.items()}}
         record.setdefault("seconds", round(now - self._last, 4))
         self._last = now
         self.history.append(record)
         self.trial.set_user_attr(_keys.HISTORY, self.history)
         value = record[self.metric]
         if math.isfinite(value):
-            self.trial.report(value, epoch)
+            self.trial.report(value, int(epoch))
         if self.trial.should_prune():
-            self.trial.set_user_attr(_keys.PRUNED_AT_EPOCH, epoch)
+            self.trial.set_user_attr(_keys.PRUNED_AT_EPOCH, int(epoch))
             raise optuna.TrialPruned(f"pruned at epoch {epoch}")
+
+    def _check_epoch(self, epoch: Any) -> None:
+        """Epochs are what they say: whole numbers from 1 to max_epochs, each reported once.
+
+        A repeat would be stored as a second row for that epoch while Optuna keeps the first
+        value (Lightning's sanity check reports an untrained model as epoch 1, then epoch 1).
+        """
+        where = f"ctx.report(epoch={epoch!r})"
+        if isinstance(epoch, bool) or not isinstance(epoch, numbers.Integral):
+            raise ReportError(f"{where}: the epoch must be a whole number counted from 1")
+        epoch = int(epoch)
+        if not 1 <= epoch <= self.max_epochs:
+            raise ReportError(
+                f"{where}: the epoch must be between 1 and max_epochs = {self.max_epochs}; "
+                "count epochs from 1 and stop at ctx.max_epochs"
+            )
+        last = self.history[-1]["epoch"] if self.history else 0
+        if epoch <= last:
+            raise ReportError(
+                f"{where} after epoch {last:g}: each epoch is reported once, in order; with "
+                "Lightning, skip the sanity check (if trainer.sanity_checking: return)"
+            )
 
     def save_weights(self, weights: nn.Module | Mapping[str, torch.Tensor]) -> None:
         """Keep this trial's weights (a model or a state_dict) as an Optuna artifact.

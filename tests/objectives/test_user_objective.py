@@ -294,6 +294,9 @@ def test_failed_trials_are_stored_with_their_error_and_the_study_goes_on(
         ("raise", "ValueError: boom in trial 1"),
         ("nan", "ValueError: the objective returned nan, not a finite number"),
         ("no-metric", "ctx.report(epoch=1) got train_loss but not valid_accuracy"),
+        ("sanity", "ctx.report(epoch=1) after epoch 1: each epoch is reported once, in order"),
+        ("from-0", "ctx.report(epoch=0): the epoch must be between 1 and max_epochs = 3"),
+        ("past-max", "ctx.report(epoch=4): the epoch must be between 1 and max_epochs = 3"),
     ],
 )
 def test_max_failures_in_a_row_stop_the_run_with_the_last_error(
