@@ -48,8 +48,8 @@ from hpsearch.spec import (
     PrunerSpec,
     SamplerSpec,
     StudySpec,
-    TrainingSpec,
 )
+from hpsearch.spec import SECTIONS as SIGNED_SECTIONS
 
 KeyPath = tuple[str, ...]  # a key and the tables above it, e.g. ("search", "lr", "low")
 DROP = object()  # a candidate value that removes the key
@@ -70,14 +70,7 @@ OPEN_BUGS = frozenset(
     }
 )
 
-SECTIONS: dict[str, type] = {
-    "data": DataSpec,
-    "model": ModelSpec,
-    "training": TrainingSpec,
-    "sampler": SamplerSpec,
-    "pruner": PrunerSpec,
-    "objective": ObjectiveSpec,
-}
+SECTIONS: dict[str, type] = {**SIGNED_SECTIONS, "objective": ObjectiveSpec}
 TOP_KEYS = ("description", "seed", "name", "keep_weights", "max_failures")
 RANGE_KEYS = frozenset({"low", "high", "log", "step", "grow", "when", "choices"})
 
