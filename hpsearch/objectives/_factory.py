@@ -27,12 +27,18 @@ def objective_function(spec: StudySpec) -> ObjectiveFn:
         from hpsearch.objectives._builtin import classifier_for
 
         return classifier_for(spec).objective
-    if spec.objective.entry is None:
+    require_entry(spec)
+    assert spec.objective.entry is not None
+    return load_entry(spec.objective.entry, spec.path.parent, "objective.entry", 2)  # type: ignore[return-value]
+
+
+def require_entry(spec: StudySpec) -> None:
+    """A study file with [objective] must name its function for any process to run it."""
+    if spec.objective is not None and spec.objective.entry is None:
         raise SpecError(
             "objective.entry is missing; name the function, e.g. "
             'entry = "model.py:objective" (from Python, pass objective= to hpsearch.run)'
         )
-    return load_entry(spec.objective.entry, spec.path.parent, "objective.entry", 2)  # type: ignore[return-value]
 
 
 def test_function(spec: StudySpec) -> TestFn | None:
@@ -40,6 +46,8 @@ def test_function(spec: StudySpec) -> TestFn | None:
     if spec.objective is None:
         from hpsearch.objectives._builtin import classifier_for
 
+        if spec.data.dataset != "mnist" and spec.data.test_fraction == 0:
+            return None  # no test split to evaluate on (data.test_fraction = 0)
         return classifier_for(spec).test
     if spec.objective.test is None:
         return None

@@ -233,7 +233,10 @@ def mix_batch(xb: torch.Tensor, cfg: FitConfig) -> tuple[torch.Tensor, torch.Ten
             "use mixup for flat inputs"
         )
     alpha = cfg.mixup or cfg.cutmix
-    lam = float(torch.distributions.Beta(alpha, alpha).sample())
+    # float32 (whose draws earlier runs repeat) unless alpha is below its range, where it is 0
+    dtype = torch.float64 if alpha < torch.finfo(torch.float32).tiny else torch.float32
+    concentration = torch.tensor(alpha, dtype=dtype)
+    lam = float(torch.distributions.Beta(concentration, concentration).sample())
     partner = torch.randperm(len(xb), device=xb.device)
     if cfg.mixup:
         return lam * xb + (1 - lam) * xb[partner], partner, lam

@@ -73,6 +73,7 @@ class Report:
     running: bool  # short of its total: still running, or stopped early
     status: str
     economy: list[str]  # epochs against full trials; when the best came
+    untested: str = "no test evaluation configured (objective.test)"  # why test is None
 
 
 def build_report(
@@ -105,7 +106,12 @@ def build_report(
     page = _page(study, spec, best, test, pngs, rows, cost(trials, spec), economy, running, status)
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
-    return Report(index, pngs, best, test, running, status, economy)
+    untested = (
+        "no test evaluation: the study has no test split (data.test_fraction = 0)"
+        if spec.objective is None
+        else Report.untested
+    )
+    return Report(index, pngs, best, test, running, status, economy, untested)
 
 
 def study_status(trials: list[FrozenTrial], target: int) -> tuple[str, bool]:
@@ -429,7 +435,7 @@ def describe(report: Report, metric: str) -> list[str]:
     """The terminal summary of a written report."""
     test = report.test
     if test is None:
-        tested = "no test evaluation configured (objective.test)"
+        tested = report.untested
     else:
         tested = f"test {_headline(test)} "
         tested += "(evaluated now and recorded)" if test.evaluated_now else "(as recorded)"

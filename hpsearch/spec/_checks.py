@@ -20,6 +20,7 @@ from hpsearch.spec._types import (
     FloatRange,
     IntRange,
     ObjectiveSpec,
+    PrunerSpec,
     StudySpec,
 )
 
@@ -36,8 +37,21 @@ def check_range(name: str, rng: FloatRange | IntRange, where: str) -> None:
         raise SpecError(f"{where}.step must be > 0 but got {rng.step}")
     if rng.log and rng.step not in (None, 1):
         raise SpecError(f"{where}: a log scale cannot have a step; drop one of them")
+    if isinstance(rng, IntRange) and max(abs(rng.low), abs(rng.high)) > _EXACT_INT:
+        raise SpecError(
+            f"{where}: low and high must be within ±{_EXACT_INT} (2**53, the whole numbers the "
+            f"samplers hold exactly) but got low={rng.low}, high={rng.high}"
+        )
+    if not math.isfinite(rng.high - rng.low):
+        raise SpecError(
+            f"{where}: high - low must be a finite number but got low={rng.low}, "
+            f"high={rng.high}; narrow the range"
+        )
     check_bound(name, rng.low, f"{where}.low")
     check_bound(name, rng.high, f"{where}.high")
+
+
+_EXACT_INT = 2**53
 
 
 def check_bound(name: str, value: Any, where: str) -> None:
@@ -45,7 +59,9 @@ def check_bound(name: str, value: Any, where: str) -> None:
     if name not in BOUNDS:
         return
     low, high, open_high = BOUNDS[name]
-    if not math.isfinite(value) or value < low:
+    if not math.isfinite(value):
+        raise SpecError(f"{where} must be a finite number but got {value}")
+    if value < low:
         raise SpecError(f"{where} must be ≥ {low:g} but got {value}")
     if value > high or (open_high and value >= high):
         relation = "<" if open_high else "≤"
@@ -68,6 +84,7 @@ def check_spec(spec: StudySpec) -> None:
         _check_objective(spec.objective)
     else:
         _check_dataset(spec)
+        _check_batch_norm(spec)
     _positive(spec.data.train_size, "data.train_size")
     _positive(spec.data.valid_size, "data.valid_size")
     _positive(spec.training.max_epochs, "training.max_epochs")
@@ -77,14 +94,18 @@ def check_spec(spec: StudySpec) -> None:
     _check_kind_keys("sampler", spec.sampler, SAMPLER_KEYS)
     _check_narrowing(spec)
     _check_kind_keys("pruner", spec.pruner, PRUNER_KEYS)
-    if spec.pruner.kind == "threshold" and spec.pruner.lower is None and spec.pruner.upper is None:
-        raise SpecError("pruner kind 'threshold' needs lower or upper; add one of them")
+    _check_pruner(spec.pruner)
 
 
 def _check_objective(objective: ObjectiveSpec) -> None:
     """A metric name, a positive epoch count, and entries written as file.py:function."""
     if not objective.metric.strip():
         raise SpecError("objective.metric must name the value the function reports")
+    if objective.metric == "epoch":
+        raise SpecError(
+            "objective.metric cannot be 'epoch', the name ctx.report(epoch, ...) gives the "
+            'epoch number; name the value itself, e.g. metric = "valid_accuracy"'
+        )
     _positive(objective.max_epochs, "objective.max_epochs")
     for key in ("entry", "test"):
         value = getattr(objective, key)
@@ -131,8 +152,14 @@ def _check_dataset(spec: StudySpec) -> None:
     _positive(spec.model.convs_per_block, "model.convs_per_block")
     _positive(spec.model.stem_stride, "model.stem_stride")
     if dataset in IMAGE_FOLDERS:
-        if spec.data.image_size < 8:
-            raise SpecError(f"data.image_size must be ≥ 8 but got {spec.data.image_size}")
+        if not 8 <= spec.data.image_size <= _MAX_IMAGE_SIZE:
+            raise SpecError(
+                f"data.image_size must be in [8, {_MAX_IMAGE_SIZE}] (images are decoded into "
+                f"memory at that size) but got {spec.data.image_size}"
+            )
+        if not spec.model.channels:
+            raise SpecError("model.channels is empty; list at least one block, e.g. [16, 32]")
+        _check_depth(spec)
         fractions = spec.data.valid_fraction + spec.data.test_fraction
         if not (spec.data.valid_fraction > 0 and spec.data.test_fraction >= 0 and fractions < 1):
             raise SpecError(
@@ -141,9 +168,68 @@ def _check_dataset(spec: StudySpec) -> None:
             )
 
 
+def _check_pruner(pruner: PrunerSpec) -> None:
+    """Settings Optuna's pruners accept, refused here rather than when `run` builds the pruner."""
+    if pruner.kind == "threshold":
+        if pruner.lower is None and pruner.upper is None:
+            raise SpecError("pruner kind 'threshold' needs lower or upper; add one of them")
+        if pruner.lower is not None and pruner.upper is not None and pruner.lower > pruner.upper:
+            raise SpecError(
+                f"pruner: lower must be ≤ upper but got lower={pruner.lower}, "
+                f"upper={pruner.upper}; swap them"
+            )
+    for key in ("n_startup_trials", "n_warmup_steps"):
+        if getattr(pruner, key) < 0:
+            raise SpecError(f"pruner.{key} must be ≥ 0 but got {getattr(pruner, key)}")
+    _positive(pruner.min_resource, "pruner.min_resource")
+    if pruner.reduction_factor < 2:
+        raise SpecError(
+            f"pruner.reduction_factor must be ≥ 2 (keep 1 in that many trials per rung) "
+            f"but got {pruner.reduction_factor}"
+        )
+
+
+_MAX_IMAGE_SIZE = 1024
+
+
+def _values(spec: StudySpec, name: str) -> tuple[Any, ...]:
+    """Values a built-in hyperparameter can take: its choices, its range's low, or its setting."""
+    rng = spec.search.get(name)
+    if isinstance(rng, Choice):
+        return rng.choices
+    return (getattr(spec.training, name),) if rng is None else (rng.low,)
+
+
+def _check_batch_norm(spec: StudySpec) -> None:
+    """BatchNorm cannot train on batches of one example (every such trial would fail)."""
+    if 1 in _values(spec, "batch_size") and True in _values(spec, "batch_norm"):
+        where = "search.batch_size" if "batch_size" in spec.search else "training.batch_size"
+        raise SpecError(
+            f"{where} can be 1 while batch_norm can be true, and BatchNorm cannot train on one "
+            "example per batch; use batch sizes ≥ 2 or batch_norm = false"
+        )
+
+
+def _check_depth(spec: StudySpec) -> None:
+    """Every block but the last halves the image with a 2x2 max-pool, which needs 2 pixels."""
+    model = spec.model
+    side = (spec.data.image_size - 1) // model.stem_stride + 1  # after the padded 3x3 stem
+    for pools in range(len(model.channels) - 1):
+        if side < 2:
+            raise SpecError(
+                f"model.channels has {len(model.channels)} blocks, but a "
+                f"{spec.data.image_size}-pixel image (stem_stride {model.stem_stride}) is 1 "
+                f"pixel after {pools} of their max-pools; use at most {pools + 1} blocks or a "
+                "larger data.image_size"
+            )
+        side //= 2
+
+
 def _check_narrowing(spec: StudySpec) -> None:
     """Narrowing keys in range, and `grow` only where a narrowing sampler can use it."""
     sampler = spec.sampler
+    if sampler.n_startup_trials < 0:
+        raise SpecError(f"sampler.n_startup_trials must be ≥ 0 but got {sampler.n_startup_trials}")
     _positive(sampler.trials_per_round, "sampler.trials_per_round")
     _positive(sampler.min_keep, "sampler.min_keep")
     _positive(sampler.min_complete, "sampler.min_complete")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import datetime
+import math
 import tomllib
 import types
 from collections.abc import Mapping
@@ -68,7 +70,23 @@ def _objective_config(table: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(config, dict):
         raise SpecError(f"objective.config must be a table but got {config!r}")
     table["objective"] = objective
+    _check_config_value(config, "objective.config")
     return {"config": types.MappingProxyType(config)}
+
+
+def _check_config_value(value: Any, where: str) -> None:
+    """Config is recorded as JSON on the study, so TOML's dates and times are refused."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _check_config_value(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_config_value(item, f"{where}[{i}]")
+    elif isinstance(value, datetime.date | datetime.time):
+        raise SpecError(
+            f"{where} is a TOML date or time ({value}), which a study cannot record; "
+            f'write it as a string, e.g. "{value}"'
+        )
 
 
 def _check_written_keys(table: dict[str, Any], spec: StudySpec) -> None:
@@ -160,10 +178,24 @@ def _coerce(tp: Any, value: Any, where: str) -> Any:
     if tp is int and isinstance(value, int) and not isinstance(value, bool):
         return value
     if tp is float and isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
+        return _finite(value, where)
     if tp is str and isinstance(value, str):
         return value
     raise SpecError(f"{where} must be {_describe(tp)} but got {value!r}")
+
+
+def _finite(value: float, where: str) -> float:
+    """A float setting as a finite float: NaN, inf and integers past a float's range are refused."""
+    try:
+        number = float(value)
+    except OverflowError:
+        raise SpecError(
+            f"{where} must be a number a float can hold (at most about 1.8e308) but got an "
+            f"integer of {len(str(abs(value)))} digits"
+        ) from None
+    if not math.isfinite(number):
+        raise SpecError(f"{where} must be a finite number but got {number}")
+    return number
 
 
 def _describe(tp: Any) -> str:

@@ -14,6 +14,7 @@ from hpsearch.spec._types import (
     Choice,
     DataSpec,
     ModelSpec,
+    ParamRange,
     PrunerSpec,
     SamplerSpec,
     StudySpec,
@@ -31,34 +32,52 @@ SECTIONS: dict[str, type] = {
 }
 
 
-# A signature's format, recorded in it: rules for older signatures apply only to signatures that
-# really predate a feature. 2: `when` is written wherever a file has it (absent means none).
+# A signature's format, recorded in it: a stored signature is compared with the same file's
+# signature written in the stored one's format, and rules for older signatures apply only to
+# signatures that really predate a feature. 1 (no key): before `when`, with MNIST's dropout
+# implicitly conditional on BatchNorm. 2: `when` is written wherever a file has it (absent means
+# none). 3: ranges and choices exactly (repr and JSON), where 1 and 2 rounded ranges to 6 digits
+# and wrote 1 and "1" alike.
 FORMAT_KEY = "signature_format"
-FORMAT = "2"
+FORMAT = "3"
+_ROUNDED = ("1", "2")  # formats that wrote ranges with :g and choices with str()
 
 
-def signature(spec: StudySpec) -> dict[str, str]:
-    """Every setting that shapes the search, as flat 'section.key' -> text (comments ignored)."""
-    flat: dict[str, str] = {FORMAT_KEY: FORMAT, "seed": str(spec.seed)}
+def signature(spec: StudySpec, form: str = FORMAT) -> dict[str, str]:
+    """Every setting that shapes the search, as flat 'section.key' -> text (comments ignored).
+
+    `form` writes it in an older format, to compare with a signature stored in that format.
+    """
+    flat: dict[str, str] = {} if form == "1" else {FORMAT_KEY: form}
+    flat["seed"] = str(spec.seed)
     for section in SECTIONS:
         flat |= _flatten(section, getattr(spec, section))
     for name, rng in spec.search.items():
-        if isinstance(rng, Choice):
-            flat[f"search.{name}"] = "choices " + ", ".join(map(str, rng.choices))
-        else:
-            parts = [f"{rng.low:g}..{rng.high:g}", "log" if rng.log else ""]
-            parts += [f"step {rng.step:g}" if rng.step not in (None, 1) else ""]
-            flat[f"search.{name}"] = " ".join(p for p in parts if p)
+        flat[f"search.{name}"] = _range_text(rng, form in _ROUNDED)
         if rng.when:
-            flat[f"search.{name}.when"] = _when_text(rng.when)
+            flat[f"search.{name}.when"] = _when_text(rng.when, form in _ROUNDED)
     if spec.objective is not None:
         flat |= objective_signature(spec)
     return flat
 
 
-def _when_text(when: When) -> str:
-    """A `when` as 'batch_norm=False' (alternatives joined with |, conditions with ;)."""
-    return "; ".join(f"{name}={'|'.join(map(str, values))}" for name, values in when)
+def _range_text(rng: ParamRange, rounded: bool) -> str:
+    """'choices ["a", "b"]', or '0.0001..0.1 log', or '0.1..0.5 step 0.1'."""
+    number = (lambda v: f"{v:g}") if rounded else repr
+    if isinstance(rng, Choice):
+        if rounded:
+            return "choices " + ", ".join(map(str, rng.choices))
+        return "choices " + json.dumps(list(rng.choices))
+    parts = [f"{number(rng.low)}..{number(rng.high)}", "log" if rng.log else ""]
+    parts += [f"step {number(rng.step)}" if rng.step not in (None, 1) else ""]
+    return " ".join(p for p in parts if p)
+
+
+def _when_text(when: When, rounded: bool) -> str:
+    """A `when` as 'batch_norm=[false]' (conditions joined with ;); older: 'batch_norm=False'."""
+    if rounded:
+        return "; ".join(f"{name}={'|'.join(map(str, values))}" for name, values in when)
+    return "; ".join(f"{name}={json.dumps(list(values))}" for name, values in when)
 
 
 def objective_signature(spec: StudySpec) -> dict[str, str]:

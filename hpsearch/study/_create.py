@@ -93,10 +93,12 @@ def create_study(spec: StudySpec, opts: RunOptions) -> RunSummary:
     """Create (or update the total of) a study without running trials."""
     import optuna
 
+    from hpsearch.objectives._factory import require_entry
     from hpsearch.study._optimize import fail_stale  # which imports this module
 
     spec = with_overrides(spec, opts)
     target = require_total(opts.trials)
+    require_entry(spec)  # a study no worker could run is not created
     storage = connect(spec, opts)
     fail_stale(storage, spec.name)
     ensure_study(storage, spec, target, dataclasses.replace(opts, hash_data=False))

@@ -19,6 +19,7 @@ from hpsearch import _keys
 from hpsearch._paths import checkout_root
 from hpsearch.errors import SpecError, StorageError, arg
 from hpsearch.spec import (
+    FORMAT_KEY,
     StudySpec,
     differences,
     objective_signature,
@@ -172,7 +173,8 @@ def check(
     stored: dict[str, Any], spec: StudySpec, data: str | None, allow: bool
 ) -> dict[str, Any] | None:
     """Compare a resumed study with what it was made with; the change to record, or None."""
-    changed = differences(stored.get(_keys.SIGNATURE) or {}, signature(spec))
+    old = stored.get(_keys.SIGNATURE) or {}
+    changed = differences(old, signature(spec, old.get(FORMAT_KEY, "1")))
     old_data = stored.get(_keys.DATA_HASH)
     if data and old_data and data != old_data:
         changed.append(f"data files: hash {old_data} -> {data}")

@@ -120,6 +120,10 @@ def run(
             f"import; name it in the study file's objective.entry to use {arg('workers')}"
         )
     check_options(opts)
+    if objective is None:
+        from hpsearch.objectives._factory import require_entry
+
+        require_entry(spec)
     dashboard = None if dashboard_port is None else _bind_dashboard(dashboard_port)
     try:
         if here:

@@ -13,7 +13,7 @@ from click.testing import CliRunner, Result
 
 from hpsearch import _keys
 from hpsearch.cli import main
-from hpsearch.spec import FORMAT_KEY
+from hpsearch.spec import FORMAT, FORMAT_KEY, load_spec, signature
 from hpsearch.study import _manifest as manifest
 
 pytestmark = pytest.mark.slow  # every test runs a study
@@ -103,9 +103,8 @@ def test_a_setting_added_later_reads_as_its_default_in_an_older_study(
         cli("run", "--study", str(path), "--trials", "1", "--storage", storage_url).exit_code == 0
     )
     study = stored(storage_url)
-    older = dict(study.user_attrs[_keys.SIGNATURE])
-    del older["training.schedule"]  # as recorded before training.schedule existed
-    del older[FORMAT_KEY]
+    older = signature(load_spec(path), "1")  # as an hpsearch before signature formats wrote it
+    del older["training.schedule"]  # and before training.schedule existed
     study.set_user_attr(_keys.SIGNATURE, older)
     resumed = cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url)
     assert resumed.exit_code == 0, resumed.output
@@ -125,9 +124,8 @@ def test_an_mnist_study_from_before_when_resumes_with_the_when_in_its_file(
         cli("run", "--study", str(path), "--trials", "1", "--storage", storage_url).exit_code == 0
     )
     study = stored(storage_url)
-    older = dict(study.user_attrs[_keys.SIGNATURE])
-    del older["search.dropout.when"]  # as recorded before `when` existed
-    del older[FORMAT_KEY]  # and before signatures had a format
+    older = signature(load_spec(path), "1")  # as recorded before signatures had a format
+    del older["search.dropout.when"]  # and before `when` existed
     study.set_user_attr(_keys.SIGNATURE, older)
     resumed = cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url)
     assert resumed.exit_code == 0, resumed.output
@@ -137,6 +135,30 @@ def test_an_mnist_study_from_before_when_resumes_with_the_when_in_its_file(
     changed = cli("run", "--study", str(path), "--trials", "3", "--storage", storage_url)
     assert changed.exit_code == 1
     assert "search.dropout.when: batch_norm=False -> batch_norm=True" in changed.output
+
+
+def test_a_study_signed_in_an_older_format_resumes_and_still_sees_changes(
+    cli: Cli, make_study: Callable[..., Path], storage_url: str
+) -> None:
+    """Format 2 rounded ranges to 6 digits and wrote choices with str(); such a study resumes
+    with its unchanged file, and a real change is still refused, in format 2's words."""
+    path = make_study()
+    path.write_text(path.read_text().replace("low = 3e-4", "low = 0.000312345678"))
+    assert (
+        cli("run", "--study", str(path), "--trials", "1", "--storage", storage_url).exit_code == 0
+    )
+    study = stored(storage_url)
+    assert study.user_attrs[_keys.SIGNATURE][FORMAT_KEY] == FORMAT
+    older = signature(load_spec(path), "2")
+    assert older["search.lr"] == "0.000312346..0.003 log"
+    assert older["search.batch_norm"] == "choices True, False"
+    study.set_user_attr(_keys.SIGNATURE, older)
+    resumed = cli("run", "--study", str(path), "--trials", "2", "--storage", storage_url)
+    assert resumed.exit_code == 0, resumed.output
+    path.write_text(path.read_text().replace("high = 3e-3", "high = 4e-3"))
+    changed = cli("run", "--study", str(path), "--trials", "3", "--storage", storage_url)
+    assert changed.exit_code == 1
+    assert "search.lr: 0.000312346..0.003 log -> 0.000312346..0.004 log" in changed.output
 
 
 @pytest.mark.parametrize("storage_kind", ["sqlite", "postgres"])
