@@ -499,9 +499,9 @@ def rerun(
     from hpsearch.objectives._train import set_threads
     from hpsearch.reporting._rerun import rerun as retrain
 
+    set_threads(threads)  # checks the value before anything loads
     spec, loaded = stored_study(study, storage, with_code=True)
-    set_threads(threads)
-    result = retrain(loaded, spec, number, data_dir, device)
+    result = retrain(loaded, spec, number, data_dir, device, threads)
     stored = "none" if result.stored is None else f"{result.stored!r}"
     click.echo(f"trial #{result.number} ({result.state}): stored {spec.metric} = {stored}")
     click.echo(f"retrained on {result.device} with {result.threads} threads: {result.retrained!r}")
@@ -525,9 +525,19 @@ def rerun(
     default=None,
     help="Report folder (default: reports/<study>).",
 )
+@click.option(
+    "--retest",
+    is_flag=True,
+    help="Evaluate the shown trials on test again, replacing their records (after fixing test).",
+)
 @translate_errors
 def report(
-    study: str, storage: str, data_dir: Path, artifacts: Path | None, output: Path | None
+    study: str,
+    storage: str,
+    data_dir: Path,
+    artifacts: Path | None,
+    output: Path | None,
+    retest: bool,
 ) -> None:
     """Write reports/<study>/index.html: best trial on test (once), figures, tables, manifest."""
     from hpsearch.reporting._html import build_report, default_out, describe, manifest_lines
@@ -537,7 +547,8 @@ def report(
     spec, loaded = stored_study(study, storage, with_code=True)
     spec = recorded_spec(loaded, spec)
     store = store_for(artifacts or default_dir(storage))  # report only reads
-    written = build_report(loaded, spec, store, data_dir, output or default_out(spec.name))
+    out = output or default_out(spec.name)
+    written = build_report(loaded, spec, store, data_dir, out, retest=retest)
     click.echo("manifest:")
     click.echo("\n".join(manifest_lines(loaded)))
     click.echo("\n".join(describe(written, spec.metric)))

@@ -138,18 +138,34 @@ def _record_setting(trial: optuna.Trial, seed: int, device: torch.device, worker
 
 
 def _record_end(trial: optuna.Trial, ctx: TrialContext, started: float) -> None:
-    """How many epochs the trial reported and how long it took."""
+    """How many epochs the trial reported, its best one, and how long it took."""
     trial.set_user_attr(_keys.EPOCHS, len(ctx.history))
     trial.set_user_attr(_keys.SECONDS, round(time.perf_counter() - started, 4))
+    best = best_epoch(ctx.history, ctx.metric, ctx.spec.direction == "maximize")
+    if best is not None and _keys.BEST_EPOCH not in trial.user_attrs:  # hpsearch.fit sets its own
+        trial.set_user_attr(_keys.BEST_EPOCH, best)
+
+
+def best_epoch(history: list[dict[str, float]], metric: str, maximize: bool) -> int | None:
+    """The first epoch with the best reported metric (None before any finite report)."""
+    finite = [row for row in history if math.isfinite(row[metric])]
+    if not finite:
+        return None
+    sign = 1 if maximize else -1
+    return int(max(finite, key=lambda row: (sign * row[metric], -row["epoch"]))["epoch"])
 
 
 def _failed(trial: optuna.Trial, exc: Exception) -> TrialFailed:
-    """Store the error on the trial, print its traceback, and free what its frames hold."""
+    """Store the error on the trial, print its traceback, and free what its frames hold.
+
+    hpsearch's own errors (a ctx.report without the metric, say) already name the call and the
+    fix: they print as their one line.
+    """
     message = f"{type(exc).__name__}: {exc}".strip()[:ERROR_CHARS]
     trial.set_user_attr(_keys.ERROR, message)
-    text = "".join(traceback.format_exception(exc))
+    text = "" if isinstance(exc, HPSearchError) else "".join(traceback.format_exception(exc))
     traceback.clear_frames(exc.__traceback__)
-    _log(f"trial #{trial.number} failed: {message}\n{text.rstrip()}")
+    _log(f"trial #{trial.number} failed: {message}\n{text}".rstrip())
     return TrialFailed(f"trial #{trial.number} failed: {message}")
 
 

@@ -6,7 +6,7 @@ import base64
 import html
 import json
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ from hpsearch.reporting._summaries import (
     format_value,
     trial_epochs,
 )
+from hpsearch.reporting._testset import BadRecord
 from hpsearch.samplers._ranking import completed_best_first
 
 if TYPE_CHECKING:
@@ -77,11 +78,17 @@ class Report:
 
 
 def build_report(
-    study: optuna.Study, spec: StudySpec, store: ArtifactStore, data_dir: Path, out: Path
+    study: optuna.Study,
+    spec: StudySpec,
+    store: ArtifactStore,
+    data_dir: Path,
+    out: Path,
+    retest: bool = False,
 ) -> Report:
-    """Evaluate the validation-selected best trial on test (once), draw, and write index.html."""
-    from hpsearch.reporting._testset import evaluate_on_test
+    """Evaluate the validation-selected best trial on test (once), draw, and write index.html.
 
+    `retest` evaluates every trial the report shows on test again, replacing their records.
+    """
     trials = study.get_trials(deepcopy=False)
     maximize = spec.direction == "maximize"
     ranked = completed_best_first(trials, maximize)
@@ -91,27 +98,29 @@ def build_report(
         )
     made = [folder for folder in (out, *out.parents) if not folder.exists()]
     _writable(out)
+    tester = _Tester(study, spec, store, data_dir, retest)
+    reason = None  # why there is no test figure, where it is not a missing objective.test
+    if spec.objective is None:
+        reason = "no test evaluation: the study has no test split (data.test_fraction = 0)"
     try:
-        test = evaluate_on_test(study, spec, ranked[0], store, data_dir)
+        test = tester.result(ranked[0])
+    except BadRecord as exc:  # an older version's record: the rest of the report still shows
+        test, reason = None, exc.for_command_line()
     except BaseException:
         _remove_empty(made)  # a failed report leaves no empty folder behind
         raise
     best = ranked[0]
     curve = anytime(trials, maximize)
     pngs = _draw(study, trials, ranked, test, maximize, out, spec.metric, curve)
-    rows = regularizer_rows(study, spec, ranked, store, data_dir)
+    rows = regularizer_rows(study, spec, ranked, tester)
     target = int(study.user_attrs.get(_keys.TARGET_TRIALS, 0))
     status, running = study_status(trials, target)
     economy = economy_lines(trials, curve, target, spec.max_epochs)
-    page = _page(study, spec, best, test, pngs, rows, cost(trials, spec), economy, running, status)
+    costs = cost(trials, spec)
+    page = _page(study, spec, best, (test, reason), pngs, rows, costs, economy, running, status)
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
-    untested = (
-        "no test evaluation: the study has no test split (data.test_fraction = 0)"
-        if spec.objective is None
-        else Report.untested
-    )
-    return Report(index, pngs, best, test, running, status, economy, untested)
+    return Report(index, pngs, best, test, running, status, economy, reason or Report.untested)
 
 
 def study_status(trials: list[FrozenTrial], target: int) -> tuple[str, bool]:
@@ -182,27 +191,52 @@ def _draw(
 
 
 def discrete_params(trials: list[FrozenTrial]) -> list[str]:
-    """Parameters with a handful of settings: categorical, or stepped (each dropout value)."""
+    """Parameters with a handful of settings: categorical, or a short grid (each dropout value).
+
+    An integer range (hidden = 8..128) is a grid of step 1 but not a handful: it gets no rows.
+    """
     from optuna.distributions import CategoricalDistribution
 
     names = set()
     for trial in trials:
         for name, dist in trial.distributions.items():
-            if isinstance(dist, CategoricalDistribution) or getattr(dist, "step", None):
+            step = getattr(dist, "step", None)
+            if isinstance(dist, CategoricalDistribution) or (
+                step and (dist.high - dist.low) / step < _HANDFUL  # type: ignore[attr-defined]
+            ):
                 names.add(name)
     return sorted(names)
 
 
+_HANDFUL = 10  # a grid of at most this many settings gets a row per setting
+
+
+@dataclass
+class _Tester:
+    """Test results for one report: each trial evaluated (or retested) at most once."""
+
+    study: optuna.Study
+    spec: StudySpec
+    store: ArtifactStore
+    data_dir: Path
+    retest: bool
+    done: dict[int, HeldOutResult | None] = field(default_factory=dict)
+
+    def result(self, trial: FrozenTrial) -> HeldOutResult | None:
+        """The trial's test result: recorded, evaluated now, or retested once in this report."""
+        from hpsearch.reporting._testset import evaluate_on_test
+
+        if trial.number not in self.done:
+            self.done[trial.number] = evaluate_on_test(
+                self.study, self.spec, trial, self.store, self.data_dir, self.retest
+            )
+        return self.done[trial.number]
+
+
 def regularizer_rows(
-    study: optuna.Study,
-    spec: StudySpec,
-    ranked: list[FrozenTrial],
-    store: ArtifactStore,
-    data_dir: Path,
+    study: optuna.Study, spec: StudySpec, ranked: list[FrozenTrial], tester: _Tester
 ) -> list[list[str]]:
     """One row per setting of each discrete parameter, as in the classic experiment tables."""
-    from hpsearch.reporting._testset import evaluate_on_test
-
     trials = study.get_trials(deepcopy=False)
     rows = []
     for name in discrete_params(trials):
@@ -213,7 +247,9 @@ def regularizer_rows(
             test = "-"
             if done:
                 try:
-                    test = _headline(evaluate_on_test(study, spec, done[0], store, data_dir))
+                    test = _headline(tester.result(done[0]))
+                except BadRecord:
+                    test = "bad record (see --retest)"
                 except StorageError:
                     test = "weights not kept"
             rows.append(
@@ -334,10 +370,10 @@ def _headline(result: HeldOutResult | None) -> str:
     return f"{name} {value:.4f}"
 
 
-def _test_html(test: HeldOutResult | None) -> str:
-    """The test paragraph and tables, or the sentence saying none is configured."""
+def _test_html(test: HeldOutResult | None, reason: str | None = None) -> str:
+    """The test paragraph and tables, or the sentence saying why there is none."""
     if test is None:
-        return f"<p>{html.escape(NO_TEST)}</p>"
+        return f"<p>{html.escape(reason or NO_TEST)}</p>"
     name, value = test.headline
     others = [[k, f"{v:.4f}"] for k, v in test.metrics.items() if k != name]
     per_class = [[c, f"{a:.4f}"] for c, a in zip(test.classes, test.per_class, strict=False)]
@@ -379,7 +415,7 @@ def _page(
     study: optuna.Study,
     spec: StudySpec,
     best: FrozenTrial,
-    test: HeldOutResult | None,
+    tested: tuple[HeldOutResult | None, str | None],
     pngs: list[Path],
     rows: list[list[str]],
     costs: list[tuple[str, str]],
@@ -387,7 +423,7 @@ def _page(
     running: bool,
     status_text: str,
 ) -> str:
-    """The whole page."""
+    """The whole page; `tested` is the test result, or None and why there is none."""
     manifest = dict(study.user_attrs.get(_keys.MANIFEST) or {})
     file_text = manifest.pop("study_file", spec.text)
     status = f"<p{' class=warn' if running else ''}>{html.escape(status_text)}</p>"
@@ -404,7 +440,7 @@ def _page(
 <body><h1>Study {html.escape(spec.name)}</h1>{status}
 <h2>Best trial (selected by validation)</h2>
 <p>Trial #{best.number}: validation {html.escape(spec.metric)} = {best.value:.4f}.</p>
-{_test_html(test)}
+{_test_html(*tested)}
 {_table(["parameter", "value"], params)}
 <h2>Regularizers</h2>
 {_table(REGULARIZER_HEADER, rows)}
@@ -437,8 +473,10 @@ def describe(report: Report, metric: str) -> list[str]:
     if test is None:
         tested = report.untested
     else:
-        tested = f"test {_headline(test)} "
-        tested += "(evaluated now and recorded)" if test.evaluated_now else "(as recorded)"
+        how = "as recorded"
+        if test.evaluated_now:
+            how = "evaluated now and recorded" + (", replacing the earlier record" * test.replaced)
+        tested = f"test {_headline(test)} ({how})"
     lines = [
         f"best trial #{report.best.number}: validation {metric} = {report.best.value:.4f}",
         tested,

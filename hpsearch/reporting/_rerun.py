@@ -39,21 +39,31 @@ class RerunResult:
 
 
 def rerun(
-    study: optuna.Study, spec: StudySpec, number: int, data_dir: Path, device_name: str
+    study: optuna.Study,
+    spec: StudySpec,
+    number: int,
+    data_dir: Path,
+    device_name: str,
+    threads: int | None = None,
 ) -> RerunResult:
-    """Train trial `number` again with its parameters and seed; nothing is written to storage."""
+    """Train trial `number` again with its parameters and seed; nothing is written to storage.
+
+    It trains with `threads` torch CPU threads, by default as many as the trial used (CPU
+    results depend on the thread count).
+    """
     import optuna
     import torch
 
     from hpsearch.objectives._factory import objective_function
     from hpsearch.objectives._runner import run_trial
-    from hpsearch.objectives._train import resolve_device
+    from hpsearch.objectives._train import resolve_device, set_threads
 
     trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     if number not in trials:
         held = f"its trials are #0..#{max(trials)}" if trials else "it has no trials yet"
         raise StorageError(f"study '{study.study_name}' has no trial #{number}; {held}")
     trial = trials[number]
+    set_threads(threads if threads is not None else trial.user_attrs.get(_keys.THREADS))
     spec = recorded_spec(study, spec, trial)
     device = resolve_device(device_name)
     fixed = optuna.trial.FixedTrial(dict(trial.params), number=number)

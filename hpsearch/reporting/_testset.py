@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch import _keys
 from hpsearch.errors import StorageError, arg
+from hpsearch.reporting._returned import EXTRAS, ResultError, checked
 from hpsearch.storages._rdb import insert_once
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ class HeldOutResult:
     confusion: list[list[int]] = field(default_factory=list)
     classes: list[str] = field(default_factory=list)
     evaluated_now: bool = False
+    replaced: bool = False  # evaluated again by --retest, replacing the earlier record
 
     @property
     def headline(self) -> tuple[str, float]:
@@ -61,12 +63,31 @@ def recorded(study: optuna.Study, number: int) -> HeldOutResult | None:
     return _from_record(record) if record else None
 
 
-def _from_record(stored: dict[str, Any]) -> HeldOutResult:
-    """A stored result, in either format hpsearch has written."""
-    record = dict(stored)
-    if "metrics" not in record:  # recorded before test functions returned several numbers
+class BadRecord(ResultError):
+    """A recorded test result hpsearch cannot show (left by an older version, or edited)."""
+
+
+def _from_record(stored: Any) -> HeldOutResult:
+    """A stored result, in either format hpsearch has written, checked as a new one would be."""
+    record = dict(stored) if isinstance(stored, dict) else {}
+    number = record.get("trial")
+    if "metrics" not in record and "accuracy" in record:  # before several numbers
         record["metrics"] = {"accuracy": record.pop("accuracy")}
-    return HeldOutResult(evaluated_now=False, **record)
+    where = f"the recorded test result of trial #{number}"
+    try:
+        if not isinstance(number, int) or not isinstance(record.get("metrics"), dict):
+            raise ResultError(f"{where} is not a result: {stored!r:.60}")
+        fields = checked({**record["metrics"], **_extras(record)}, where)
+    except ResultError as exc:
+        raise BadRecord(
+            f"{exc}; evaluate it again with {arg('retest', True)}, which replaces the record"
+        ) from None
+    return HeldOutResult(number, evaluated_now=False, **fields)
+
+
+def _extras(record: dict[str, Any]) -> dict[str, Any]:
+    """The record's per_class, confusion and classes, where it has them (empty: absent)."""
+    return {key: record[key] for key in EXTRAS if record.get(key)}
 
 
 def evaluate_on_test(
@@ -75,16 +96,19 @@ def evaluate_on_test(
     trial: FrozenTrial,
     store: ArtifactStore,
     data_dir: Path,
+    retest: bool = False,
 ) -> HeldOutResult | None:
     """The trial's test result: the recorded one, or its stored weights evaluated once and recorded.
 
     None when the study has no test function (a user's objective without ``objective.test``).
+    `retest` evaluates again and replaces the record (after fixing a test function); a record
+    that cannot be shown raises `BadRecord`, whose message says so.
     """
     from hpsearch.objectives._factory import test_function
     from hpsearch.storages._artifacts import load_weights
     from hpsearch.study._manifest import recorded_spec
 
-    known = recorded(study, trial.number)
+    known = None if retest else recorded(study, trial.number)
     if known is not None:
         return known
     spec = recorded_spec(study, spec, trial)  # the model this trial trained, after any change
@@ -93,7 +117,7 @@ def evaluate_on_test(
         return None
     weights = load_weights(store, trial)
     try:
-        returned = dict(test(dict(trial.params), _context(spec, trial, data_dir), weights))
+        returned = test(dict(trial.params), _context(spec, trial, data_dir), weights)
     except RuntimeError as exc:
         if "state_dict" not in str(exc):
             raise
@@ -102,8 +126,11 @@ def evaluate_on_test(
             f"describes; the artifact folder may belong to another study (check {arg('artifacts')})"
         ) from None
     _check_same_data(study, spec, data_dir)  # after: missing data has its own clear message
-    result = _result(trial.number, returned, spec)
+    result = HeldOutResult(trial.number, evaluated_now=True, **checked(returned))
     key = f"{_keys.TEST_RESULTS}:{trial.number}"
+    if retest:
+        study.set_user_attr(key, result.as_record())
+        return dataclasses.replace(result, replaced=True)
     kept = insert_once(study._storage, study._study_id, key, result.as_record())
     if kept != result.as_record():  # another report recorded it first: theirs is the figure
         return dataclasses.replace(_from_record(kept), evaluated_now=False)
@@ -124,25 +151,6 @@ def _context(spec: StudySpec, trial: FrozenTrial, data_dir: Path) -> TrialContex
         int(trial.user_attrs.get(_keys.SEED, 0)),
         data_dir,
     )
-
-
-def _result(number: int, returned: dict[str, Any], spec: StudySpec) -> HeldOutResult:
-    """A test function's dict as a result: its numbers, and a confusion matrix if it gave one."""
-    extra = {
-        key: returned.pop(key) for key in ("per_class", "confusion", "classes") if key in returned
-    }
-    metrics: dict[str, float] = {}
-    for key, value in returned.items():
-        try:
-            metrics[key] = float(value)
-        except (TypeError, ValueError):
-            raise StorageError(
-                f"objective.test returned {key} = {value!r}; it must return numbers, e.g. "
-                "{'accuracy': 0.98}"
-            ) from None
-    if not metrics:
-        raise StorageError("objective.test returned no numbers; return e.g. {'accuracy': 0.98}")
-    return HeldOutResult(number, metrics, evaluated_now=True, **extra)
 
 
 def _check_same_data(study: optuna.Study, spec: StudySpec, data_dir: Path) -> None:

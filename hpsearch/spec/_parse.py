@@ -277,9 +277,24 @@ def _parse_free(name: str, raw: Any) -> ParamRange:
         )
     numbers = [raw.get(key) for key in ("low", "high", "step") if raw.get(key) is not None]
     is_int = all(isinstance(v, int) and not isinstance(v, bool) for v in numbers)
+    _check_mixed(raw, where)
     rng: FloatRange | IntRange = _build(IntRange if is_int else FloatRange, raw, where)
     check_range(name, rng, where)
     return rng
+
+
+def _check_mixed(raw: dict[str, Any], where: str) -> None:
+    """`low = 8, high = 32.0`: integers and whole floats mixed; which type is meant is unclear."""
+    ends = {k: raw[k] for k in ("low", "high", "step") if type(raw.get(k)) in (int, float)}
+    ints = [k for k, v in ends.items() if type(v) is int]
+    floats = [k for k, v in ends.items() if type(v) is float]
+    if ints and floats and all(float(ends[k]).is_integer() for k in floats):
+        key = floats[0]
+        raise SpecError(
+            f"{where}: {ints[0]} = {ends[ints[0]]} is an integer but {key} = {ends[key]} is not, "
+            f"so the type is unclear; write {key} = {int(ends[key])} for an integer parameter, "
+            f"or {ints[0]} = {float(ends[ints[0]])} for a float one"
+        )
 
 
 def _check_choices(choices: tuple[Any, ...], where: str) -> None:

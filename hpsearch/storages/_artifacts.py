@@ -143,6 +143,18 @@ def prune_store(store: ArtifactStore, study: optuna.Study, top_k: int) -> list[s
     return removed
 
 
+def _why_none(trial: FrozenTrial) -> str:
+    """Why a trial kept no weights: it did not finish, or its objective never saved any."""
+    from optuna.trial import TrialState
+
+    if trial.state != TrialState.COMPLETE:
+        return f"it is {trial.state.name}, not COMPLETE"
+    return (
+        "its objective did not call ctx.save_weights(model); save the weights for objective.test "
+        "to evaluate, then run new trials"
+    )
+
+
 def load_weights(store: ArtifactStore, trial: FrozenTrial) -> dict[str, Any]:
     """A trial's stored state_dict, or a clear error when it was not kept or was deleted."""
     import torch
@@ -150,7 +162,7 @@ def load_weights(store: ArtifactStore, trial: FrozenTrial) -> dict[str, Any]:
 
     artifact_id = trial.user_attrs.get(_keys.WEIGHTS_ARTIFACT)
     if not artifact_id:
-        raise StorageError(f"trial #{trial.number} has no stored weights (it did not complete)")
+        raise StorageError(f"trial #{trial.number} has no stored weights ({_why_none(trial)})")
     try:
         with store.open_reader(artifact_id) as reader:
             # map_location: files written by older versions hold tensors tagged cuda:N

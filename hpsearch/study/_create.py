@@ -6,6 +6,7 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from hpsearch import _keys
+from hpsearch.errors import UsageError, arg
 from hpsearch.spec import StudySpec, signature
 from hpsearch.study._connect import connect
 from hpsearch.study._options import RunOptions, require_total, with_overrides
@@ -39,6 +40,7 @@ def ensure_study(
         storage=storage, study_name=spec.name, direction=spec.direction, load_if_exists=True
     )
     attrs = study.user_attrs
+    _check_lowered_total(study, attrs.get(_keys.TARGET_TRIALS), target)
     data = None
     if opts is not None and opts.hash_data and spec.objective is None:  # built-in data only
         data = manifest.data_hash(data_files(spec.data, opts.data_dir))
@@ -58,6 +60,25 @@ def ensure_study(
         study.set_user_attr(_keys.TARGET_TRIALS, target)
     if spec.sampler.kind == "narrowing" and _keys.TRIALS_PER_ROUND not in attrs:
         study.set_user_attr(_keys.TRIALS_PER_ROUND, trials_per_round(spec, target, None))
+
+
+def _check_lowered_total(study: optuna.Study, stored: int | None, target: int) -> None:
+    """A total below the stored one is fine down to what the study holds, not below it.
+
+    --trials is the study's total, not how many more: `--trials 2` on a study of 3 is a slip.
+    """
+    from hpsearch.study._summary import finished_states
+
+    if stored is None or target >= stored:
+        return
+    held = len(study.get_trials(deepcopy=False, states=finished_states()))
+    if target < held:
+        raise UsageError(
+            f"study '{study.study_name}' already holds {held} finished trials of its total "
+            f"{stored}, and {arg('trials')} is the study's total, not how many more: pass "
+            f"{arg('trials', held + target)} to run {target} more, or {arg('trials', stored)} "
+            "to finish it"
+        )
 
 
 def _record_creation(

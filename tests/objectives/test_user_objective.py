@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -11,72 +10,12 @@ from pathlib import Path
 import optuna
 import pytest
 from click.testing import Result
+from toy_study import stored
 
 import hpsearch
 from hpsearch.spec import Choice, FloatRange, IntRange
 
 Cli = Callable[..., Result]
-TOY = Path(__file__).with_name("toy_objective.py")
-STUDY = """\
-description = "toy MLP on synthetic tensors"
-seed = 5
-max_failures = {max_failures}
-
-[objective]
-entry = "toy.py:objective"
-metric = "valid_accuracy"
-direction = "maximize"
-max_epochs = 3
-test = "toy.py:test"
-
-[objective.config]
-mode = "{mode}"
-n = 512
-
-[search]
-lr = {{ low = 0.01, high = 1.0, log = true }}
-width = {{ low = 4, high = 32 }}
-act = {{ choices = ["relu", "tanh"] }}
-dropout = {{ low = 0.1, high = 0.4, step = 0.1, when = {{ act = "relu" }} }}
-
-[sampler]
-kind = "{sampler}"
-{sampler_keys}
-[pruner]
-kind = "none"
-"""
-
-
-@pytest.fixture
-def toy(tmp_path: Path) -> Callable[..., Path]:
-    """Write toy.py and a study file naming it into a fresh folder; returns the study file."""
-
-    def write(
-        mode: str = "ok",
-        sampler: str = "random",
-        sampler_keys: str = "",
-        max_failures: int = 5,
-        text: str | None = None,
-    ) -> Path:
-        folder = tmp_path / "project"
-        folder.mkdir(exist_ok=True)
-        shutil.copy(TOY, folder / "toy.py")
-        study = folder / "toy-study.toml"
-        study.write_text(
-            text
-            or STUDY.format(
-                mode=mode, sampler=sampler, sampler_keys=sampler_keys, max_failures=max_failures
-            )
-        )
-        return study
-
-    return write
-
-
-def stored(url: str, name: str = "toy-study") -> list[optuna.trial.FrozenTrial]:
-    """Every stored trial of the study."""
-    return optuna.load_study(study_name=name, storage=url).trials
-
 
 # ------------------------------------------------------------------ the study file
 

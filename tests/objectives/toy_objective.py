@@ -64,7 +64,8 @@ def objective(params: dict[str, Any], ctx: hpsearch.TrialContext) -> float:
         if mode == "no-metric":
             ctx.report(epoch, train_loss=loss.item())
         ctx.report(epoch, valid_accuracy=accuracy, train_loss=loss.item())
-    ctx.save_weights(model)
+    if mode != "no-save":
+        ctx.save_weights(model)
     return accuracy
 
 
@@ -76,7 +77,19 @@ def test(params: dict[str, Any], ctx: hpsearch.TrialContext, weights: dict[str, 
     _, (x, y) = data(2048)
     with torch.no_grad():
         logits = model(x)
-    return {
-        "accuracy": float((logits.argmax(1) == y).float().mean()),
-        "loss": float(F.cross_entropy(logits, y)),
-    }
+    accuracy = float((logits.argmax(1) == y).float().mean())
+    mode = ctx.config.get("test_mode", "ok")
+    if mode == "float":  # a natural slip: the number instead of a dict
+        return accuracy  # type: ignore[return-value]
+    result: dict[str, Any] = {"accuracy": accuracy, "loss": float(F.cross_entropy(logits, y))}
+    predicted = logits.argmax(1)
+    per_class = [float((predicted[y == c] == c).float().mean()) for c in (0, 1)]
+    if mode == "per-class-dict":  # keyed by class name, no `classes`
+        result["per_class"] = {"neg": per_class[0], "pos": per_class[1]}
+    if mode == "matrix":  # a tensor matrix, a list per class, the names
+        confusion = torch.zeros(2, 2, dtype=torch.int64)
+        confusion.index_put_((y, predicted), torch.ones_like(y), accumulate=True)
+        result |= {"confusion": confusion, "per_class": per_class, "classes": ["neg", "pos"]}
+    if mode == "ragged":  # per_class for 3 classes, but 2 names
+        result |= {"per_class": [*per_class, 0.5], "classes": ["neg", "pos"]}
+    return result

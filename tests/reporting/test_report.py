@@ -174,10 +174,13 @@ def test_report_of_an_unfinished_study_says_so(
     assert result.exit_code == 0, result.output
     assert "not finished: 6 of 20 trials, none running now" in result.output
     assert "not finished: 6 of 20 trials, none running now" in (out / "index.html").read_text()
-    cli_lowered = ["create", "--study", str(path), "--trials", "4", "--storage", url]
-    assert CliRunner().invoke(main, cli_lowered).exit_code == 0
+    below = ["create", "--study", str(path), "--trials", "4", "--storage", url]
+    refused = CliRunner().invoke(main, below)  # below what it holds: a slip, refused
+    assert refused.exit_code == 1 and "pass --trials 10 to run 4 more" in refused.output
+    lowered = ["create", "--study", str(path), "--trials", "6", "--storage", url]
+    assert CliRunner().invoke(main, lowered).exit_code == 0  # down to what it holds: stopped
     result = report("--study", str(path), "--storage", url, "-o", str(out), data=mnist_dir)
-    assert "Finished: 6 trials (the total is now 4)." in (out / "index.html").read_text()
+    assert "Finished: 6 of 6 trials." in (out / "index.html").read_text()
 
 
 @pytest.mark.slow
