@@ -13,11 +13,9 @@ Cli = Callable[..., Result]
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["lenet", "lenet-fit"])
-def test_the_lenet_examples_run_and_report(
-    cli: Cli, name: str, storage_url: str, tmp_path: Path
-) -> None:
-    """`hpsearch run --study lenet` finds the example by name, trains it, and reports on test."""
+@pytest.mark.parametrize("name", ["lenet", "lenet-fit", "lightning"])
+def test_the_examples_run_and_report(cli: Cli, name: str, storage_url: str, tmp_path: Path) -> None:
+    """`hpsearch run --study lenet` finds an example by name, trains it, and reports on test."""
     run = ["--study", name, "--storage", storage_url]
     result = cli("run", *run, "--trials", "2", "--max-epochs", "1")
     assert result.exit_code == 0, result.output
