@@ -20,6 +20,7 @@ and the round's notes say so.
 from __future__ import annotations
 
 import math
+import re
 import time
 import zlib
 from collections.abc import Callable, Mapping, Sequence
@@ -49,6 +50,9 @@ EDGE_TOL = 0.05  # best values within 5% of the range's width of an edge sit "at
 GROW = 0.5  # a growing side moves out by half the current width per round
 
 Range = tuple[float, float] | tuple[Any, ...]  # (low, high) or the kept choices
+
+
+_ROUND = re.compile(r"\bround \d+\b")  # a round number inside a note
 
 
 @dataclass(frozen=True)
@@ -186,9 +190,10 @@ class NarrowingSampler(BaseSampler):
         Every round still records all of its notes on its trials.
         """
         for note in notes:
-            message = note.split(": ", 1)[-1]  # without the "round r: " prefix
-            if message not in self._told:
-                self._told.add(message)
+            # the same note of a later round ("outside round 3's range") is not news either
+            key = _ROUND.sub("round", note.split(": ", 1)[-1])
+            if key not in self._told:
+                self._told.add(key)
                 self.notify(note)
 
     def _settled_trials(

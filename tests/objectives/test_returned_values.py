@@ -233,3 +233,25 @@ def test_the_regularizer_table_has_no_row_per_integer(
     page = (tmp_path / "r" / "index.html").read_text()
     assert "<td>act = relu</td>" in page or "<td>act = tanh</td>" in page
     assert "<td>width = " not in page
+
+
+def test_a_narrowing_note_is_printed_once_per_process(
+    cli: Cli, toy: Callable[..., Path], storage_url: str
+) -> None:
+    """ "lr: best values ... lie outside round 2's range" again in round 4 is not news."""
+    keys = "trials_per_round = 6\nmin_keep = 2\nmin_complete = 2"
+    study = toy(sampler="narrowing", sampler_keys=keys)
+    narrow = "lr = { low = 0.001, high = 0.003, log = true }"
+    study.write_text(
+        study.read_text().replace("lr = { low = 0.01, high = 1.0, log = true }", narrow)
+    )
+    done = run(cli, study, storage_url, trials=30)
+    outside = [line for line in done.output.splitlines() if "lie outside round" in line]
+    assert len(outside) == 1, done.output
+    recorded = [
+        note
+        for trial in stored(storage_url)
+        for note in trial.user_attrs.get(_keys.NARROWING_NOTES, [])
+        if "lie outside round" in note
+    ]
+    assert len({note.split(":")[0] for note in recorded}) >= 2  # every round still records it
