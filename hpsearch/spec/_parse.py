@@ -283,17 +283,22 @@ def _parse_free(name: str, raw: Any) -> ParamRange:
     return rng
 
 
+_EXACT_INT = 2**53  # past this, an integer end is refused when the range is built
+
+
 def _check_mixed(raw: dict[str, Any], where: str) -> None:
     """`low = 8, high = 32.0`: integers and whole floats mixed; which type is meant is unclear."""
     ends = {k: raw[k] for k in ("low", "high", "step") if type(raw.get(k)) in (int, float)}
     ints = [k for k, v in ends.items() if type(v) is int]
     floats = [k for k, v in ends.items() if type(v) is float]
     if ints and floats and all(float(ends[k]).is_integer() for k in floats):
-        key = floats[0]
+        key, end = floats[0], ints[0]
+        if abs(ends[end]) > _EXACT_INT:  # no float holds it: its own message says so
+            return
         raise SpecError(
-            f"{where}: {ints[0]} = {ends[ints[0]]} is an integer but {key} = {ends[key]} is not, "
+            f"{where}: {end} = {ends[end]} is an integer but {key} = {ends[key]} is not, "
             f"so the type is unclear; write {key} = {int(ends[key])} for an integer parameter, "
-            f"or {ints[0]} = {float(ends[ints[0]])} for a float one"
+            f"or {end} = {float(ends[end])} for a float one"
         )
 
 

@@ -2,16 +2,20 @@
 
 Each mutation knows the key its error must name: wrong types, out-of-range and inverted bounds,
 NaN and inf, huge numbers, unknown keys at every level, keys of another kind, missing keys, a bad
-`when`, duplicate keys, bytes that are not UTF-8, and an entry that cannot be imported.
+`when`, duplicate keys, bytes that are not UTF-8, an entry that cannot be imported, a TOML date
+in a user's config, and models that cannot train (batches of one with BatchNorm, a CNN deeper
+than its images).
 
-Breakages hpsearch accepts today (or answers with a traceback) are named in OPEN_BUGS and left
-out of the draw until they are fixed; tests/spec/test_open_bugs.py reproduces each of them.
+A breakage hpsearch accepts (or answers with a traceback) is named in OPEN_BUGS and left out of
+the draw until it is fixed; tests/spec/test_found_bugs.py reproduces it meanwhile, and keeps the
+reproduction of every bug fixed so far.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import math
 import re
 import types
@@ -29,6 +33,7 @@ from strategies import (
     StudyFile,
     choices_of,
     literal_values,
+    max_blocks,
     study_files,
 )
 from toml_text import Raw, Table, key_text, toml_text, value_text
@@ -54,21 +59,14 @@ from hpsearch.spec import SECTIONS as SIGNED_SECTIONS
 KeyPath = tuple[str, ...]  # a key and the tables above it, e.g. ("search", "lr", "low")
 DROP = object()  # a candidate value that removes the key
 
-# Breakages hpsearch mishandles today: accepted by `create`, then a traceback or failing trials.
-OPEN_BUGS = frozenset(
-    {
-        "non-finite user range",  # search.x.low = nan: create accepts, run has a traceback
-        "non-finite step",  # search.dropout.step = nan: the same
-        "non-finite negative_slope",  # model.negative_slope = nan: every trial fails
-        "nan wait_timeout",  # sampler.wait_timeout = nan: accepted
-        "non-finite threshold",  # pruner.lower = nan: accepted, never prunes
-        "threshold lower > upper",  # accepted; run has a traceback (Optuna's ValueError)
-        "pruner setting Optuna refuses",  # median n_startup_trials = -1, min_resource = 0, ...
-        "huge image_size",  # data.image_size = 10**12: accepted; run has a traceback
-        "integer too large for a float",  # training.lr = 10**400: create has a traceback
-        "non-finite value of an unbounded key",  # any other: as the ones above
-    }
-)
+# The labels of candidates hpsearch mishandles today (accepted by `create`, then a traceback or
+# failing trials), left out of the draw until fixed. A new open bug goes here, its label on the
+# candidates it breaks, with its smallest reproduction in test_found_bugs.py (strict xfail);
+# when it is fixed, the label goes and the reproduction stays as a regression test.
+# search.x = { low = 10**400, high = 1e308 }: the check of an integer end beside a whole float
+# end (low = 4, high = 32.0) has an OverflowError traceback (test_found_bugs.py).
+HUGE_BESIDE_WHOLE_FLOAT = "huge integer beside a whole float"
+OPEN_BUGS: frozenset[str] = frozenset({HUGE_BESIDE_WHOLE_FLOAT})
 
 SECTIONS: dict[str, type] = {**SIGNED_SECTIONS, "objective": ObjectiveSpec}
 TOP_KEYS = ("description", "seed", "name", "keep_weights", "max_failures")
@@ -91,7 +89,7 @@ class Invalid:
 
 
 class Candidate(NamedTuple):
-    """One way to break a file: the key, its new values, the names to expect, an open bug."""
+    """One way to break a file: the key, its new values, the names to expect, any open bug."""
 
     path: KeyPath
     values: st.SearchStrategy[Any]
@@ -328,7 +326,6 @@ COUNTS = (
     ("max_failures",),
     ("data", "train_size"),
     ("data", "valid_size"),
-    ("data", "image_size"),
     ("training", "max_epochs"),
     ("training", "patience"),
     ("model", "convs_per_block"),
@@ -350,7 +347,11 @@ LIMITS: dict[KeyPath, st.SearchStrategy[Any]] = {
     ("sampler", "wait_timeout"): st.floats(-1e6, 0.0),
     ("data", "valid_fraction"): st.floats(-1.0, 0.0) | st.floats(1.0, 10.0),
     ("data", "test_fraction"): st.floats(-1.0, 0.0, exclude_max=True) | st.floats(1.0, 10.0),
+    ("data", "image_size"): st.integers(-(10**6), 7) | st.integers(1025, 10**6),
+    ("sampler", "n_startup_trials"): st.integers(-(10**6), -1),
+    # Settings Optuna's pruners refuse when `run` builds them (or with which every trial fails).
     ("pruner", "n_startup_trials"): st.integers(-(10**6), -1),
+    ("pruner", "n_warmup_steps"): st.integers(-(10**6), -1),
     ("pruner", "min_resource"): st.integers(-(10**6), 0),
     ("pruner", "reduction_factor"): st.integers(-(10**6), 1),
 }
@@ -363,17 +364,13 @@ def limits(study: StudyFile) -> list[Candidate]:
     """Counts below 1, seeds below 0, fractions and narrowing settings out of their ranges."""
     allowed = set(key_paths(study))
     found = [
-        Candidate(
-            path, st.integers(-(10**6), 0 if path[-1] != "image_size" else 7), (dotted(path),)
-        )
+        Candidate(path, st.integers(-(10**6), 0), (dotted(path),))
         for path in COUNTS
         if path in allowed
     ]
     for path, values in LIMITS.items():
         if path in allowed:
-            names = LIMIT_NAMES.get(path, (dotted(path),))
-            label = "pruner setting Optuna refuses" if path[0] == "pruner" else ""
-            found.append(Candidate(path, values, names, label))
+            found.append(Candidate(path, values, LIMIT_NAMES.get(path, (dotted(path),))))
     found += [
         Candidate(p, st.integers(-(10**6), 0).map(lambda v: [v]), (dotted(p),))
         for p in [("model", "hidden"), ("model", "channels")]
@@ -383,7 +380,8 @@ def limits(study: StudyFile) -> list[Candidate]:
 
 
 def bad_words(study: StudyFile) -> list[Candidate]:
-    """A string setting outside its choices, a blank name or metric, an entry without ':'."""
+    """A string setting outside its choices, a blank name, a blank metric or "epoch" (the name
+    ctx.report gives the epoch number), an entry without ':'."""
     found = []
     for path in key_paths(study):
         allowed = literal_values(hint(study, path))
@@ -393,6 +391,7 @@ def bad_words(study: StudyFile) -> list[Candidate]:
     found.append(Candidate(("name",), blank, ("name",)))
     if study.kind == "user":
         found.append(Candidate(("objective", "metric"), blank, ("objective.metric",)))
+        found.append(Candidate(("objective", "metric"), st.just("epoch"), ("objective.metric",)))
         for key in ("entry", "test"):
             entries = st.sampled_from(["objective.py", "a:b:c", ":objective", "objective.py:", ":"])
             found.append(Candidate(("objective", key), entries, (f"objective.{key}",)))
@@ -449,15 +448,6 @@ def out_of_range(study: StudyFile) -> list[Candidate]:
 # ---------------------------------------------------------------- NaN, inf and huge numbers
 
 NON_FINITE = st.sampled_from([math.nan, math.inf, -math.inf])
-FLOAT_KEYS: frozenset[KeyPath] = frozenset(
-    {
-        ("sampler", "keep"),
-        ("sampler", "margin"),
-        ("sampler", "min_width"),
-        ("data", "valid_fraction"),
-        ("data", "test_fraction"),
-    }
-)
 
 
 def non_finite(study: StudyFile) -> list[Candidate]:
@@ -466,34 +456,9 @@ def non_finite(study: StudyFile) -> list[Candidate]:
     for path in key_paths(study):
         kind = category(hint(study, path))
         if kind in ("int", "float", "number"):
-            values = st.just(math.nan) if path[-1] == "wait_timeout" else NON_FINITE
             names = (dotted(path), dotted(path[:2]))
-            found.append(Candidate(path, values, names, nan_label(study, path)))
+            found.append(Candidate(path, NON_FINITE, names))
     return found
-
-
-def nan_label(study: StudyFile, path: KeyPath) -> str:
-    """The open bug a non-finite value at path runs into, if any."""
-    if path[0] == "search" and path[2] == "step":
-        return "non-finite step"
-    if path[0] == "search" and study.kind == "user":
-        return "non-finite user range"
-    return NAN_LABELS.get(path, "")
-
-
-NAN_LABELS: dict[KeyPath, str] = {
-    ("model", "negative_slope"): "non-finite negative_slope",
-    ("sampler", "wait_timeout"): "nan wait_timeout",
-    ("pruner", "lower"): "non-finite threshold",
-    ("pruner", "upper"): "non-finite threshold",
-}
-
-
-def huge_label(study: StudyFile, path: KeyPath, name: str) -> str:
-    """The open bug ±1e400 (±inf) at a float key runs into; "" where it is refused today."""
-    if (name in BOUNDS and path[-1] != "step") or path in FLOAT_KEYS:
-        return ""
-    return nan_label(study, path) or "non-finite value of an unbounded key"
 
 
 HUGE_INT = Raw("1" + "0" * 400)  # an integer no float can hold
@@ -506,21 +471,27 @@ def huge_numbers(study: StudyFile) -> list[Candidate]:
     for path in key_paths(study):
         kind = category(hint(study, path))
         name = path[1] if path[0] in ("training", "search") else ""
+        names = (dotted(path), dotted(path[:2]))
         if kind == "float":
-            label = "integer too large for a float"
-            found.append(Candidate(path, st.just(HUGE_INT), (dotted(path),), label))
+            found.append(Candidate(path, st.just(HUGE_INT), (dotted(path),)))
+        if kind == "number" and path[-1] in ("low", "high"):  # a user's range: float or integer
+            found.append(Candidate(path, st.just(HUGE_INT), names, huge_int_label(study, path)))
         if kind in ("float", "number"):
-            names = (dotted(path), dotted(path[:2]))
-            found.append(Candidate(path, HUGE_FLOAT, names, huge_label(study, path, name)))
+            found.append(Candidate(path, HUGE_FLOAT, names))
         if name == "batch_size" and path[-1] in ("batch_size", "low", "high"):
             found.append(Candidate(path, st.just(Raw("1" + "0" * 30)), (dotted(path[:2]),)))
     if ("data", "image_size") in key_paths(study):
-        found.append(
-            Candidate(
-                ("data", "image_size"), st.just(10**12), ("data.image_size",), "huge image_size"
-            )
-        )
+        huge = st.sampled_from([10**12, 2**63 - 1])
+        found.append(Candidate(("data", "image_size"), huge, ("data.image_size",)))
     return found
+
+
+def huge_int_label(study: StudyFile, path: KeyPath) -> str:
+    """The open bug an integer past a float at one end of a user's range runs into, if any."""
+    rng = get(study.table, path[:2])
+    others = [rng[k] for k in ("low", "high", "step") if k in rng and k != path[-1]]
+    whole = any(isinstance(v, float) and v.is_integer() for v in others)
+    return HUGE_BESIDE_WHOLE_FLOAT if whole else ""
 
 
 # ---------------------------------------------------------------- inverted bounds
@@ -534,7 +505,7 @@ def inverted(study: StudyFile) -> list[Candidate]:
             found.append(Candidate(("search", name), st.just(swapped(rng)), (f"search.{name}",)))
     if pruner_kind(study) == "threshold":
         both = {"kind": "threshold", "lower": 1.0, "upper": 0.0}
-        found.append(Candidate(("pruner",), st.just(both), ("pruner",), "threshold lower > upper"))
+        found.append(Candidate(("pruner",), st.just(both), ("pruner",)))
     return found
 
 
@@ -660,10 +631,14 @@ def misplaced_user(study: StudyFile) -> list[Candidate]:
 
 
 def missing(study: StudyFile) -> list[Candidate]:
-    """A required key left out: the metric or direction, a range's end, a threshold's bounds."""
+    """A required key left out: the metric, direction or entry, a range's end, a threshold's
+    bounds."""
     found = []
     if study.kind == "user":
         found += [Candidate(("objective", k), st.just(DROP), (k,)) for k in ("metric", "direction")]
+        # create and run name the entry; a worker, which joins a study, finds none to join first.
+        names = ("objective.entry", "no SQLite file")
+        found.append(Candidate(("objective", "entry"), st.just(DROP), names))
     if study.kind == "imagefolder":
         found.append(Candidate(("data", "folder"), st.just(DROP), ("data.folder",)))
     for name, rng in study.table.get("search", {}).items():
@@ -832,6 +807,77 @@ def bad_entry(draw: st.DrawFn, study: StudyFile) -> Invalid:
     )
 
 
+# ---------------------------------------------------------------- dates in a user's config
+
+DATES = st.one_of(
+    st.dates(),
+    st.times(),  # TOML's local time: no offset
+    st.datetimes(timezones=st.none() | st.just(datetime.UTC)),
+)
+
+
+@st.composite
+def date_in_config(draw: st.DrawFn, study: StudyFile) -> Invalid:
+    """A TOML date or time in [objective.config]: at a new key, in a list, or in a table."""
+    config = get(study.table, ("objective", "config")) or {}
+    key = draw(IDENTIFIERS.filter(lambda k: k not in config))
+    date = draw(DATES)
+    how = draw(st.sampled_from(["key", "list", "table"]))
+    if how == "key":
+        value, where = date, key
+    elif how == "list":
+        before = draw(st.lists(st.integers(0, 9) | st.text(max_size=3), max_size=2))
+        value, where = [*before, date], f"{key}[{len(before)}]"
+    else:
+        inner = draw(IDENTIFIERS)
+        value, where = {inner: date}, f"{key}.{inner}"
+    table = put(study.table, ("objective", "config", key), value)
+    change = f"objective.config.{key} = {value_text(value)}"
+    return broken("date in config", study, table, change, (f"objective.config.{where}",))
+
+
+# ---------------------------------------------------------------- models that cannot train
+
+
+@st.composite
+def cannot_train(draw: st.DrawFn, study: StudyFile) -> Invalid:
+    """Batches of one example with BatchNorm on; a CNN deeper than its images, or no block."""
+    hows = ["one example per batch"] + (["too deep"] if study.kind != "mnist" else [])
+    if draw(st.sampled_from(hows)) == "too deep":
+        deepest = max_blocks(study.table["data"], study.table.get("model", {}))
+        deeper = st.lists(st.integers(2, 8), min_size=deepest + 1, max_size=deepest + 3)
+        channels = draw(deeper | st.just([]))
+        table = put(study.table, ("model", "channels"), channels)
+        change = f"model.channels = {value_text(channels)} ({deepest} blocks at most)"
+        return broken("cannot train", study, table, change, ("model.channels",))
+    table, name = one_example_batches(study)
+    change = f"{name} can be 1 while batch_norm can be true"
+    return broken("cannot train", study, table, change, (name,))
+
+
+def one_example_batches(study: StudyFile) -> tuple[Table, str]:
+    """The file with a batch size that can be 1 and batch_norm that can be true; the name of
+    the batch size's key."""
+    search = study.table.get("search", {})
+    table = study.table
+    if "batch_size" in search:  # its range starts at 1, or 1 joins its choices
+        rng = search["batch_size"]
+        if "choices" not in rng:
+            rng = {**rng, "low": 1}
+        elif 1 not in rng["choices"]:
+            rng = {**rng, "choices": [*rng["choices"], 1]}
+        table, name = put(table, ("search", "batch_size"), rng), "search.batch_size"
+    else:
+        table, name = put(table, ("training", "batch_size"), 1), "training.batch_size"
+    if "batch_norm" in search:  # `when` may name batch_norm: keep its choices, add true
+        choices = search["batch_norm"]["choices"]
+        choices = choices if True in choices else [*choices, True]
+        table = put(table, ("search", "batch_norm", "choices"), choices)
+    else:
+        table = put(table, ("training", "batch_norm"), True)
+    return table, name
+
+
 # ---------------------------------------------------------------- all of them
 
 Mutation = Callable[[StudyFile], st.SearchStrategy[Invalid]]
@@ -859,7 +905,7 @@ MUTATIONS: dict[str, tuple[Mutation, tuple[Kind, ...]]] = {
     "wrong type": (by_candidates("wrong type", wrong_types), KINDS),
     "out of range": (by_candidates("out of range", out_of_range), KINDS),
     "nan or inf": (by_candidates("nan or inf", non_finite), KINDS),
-    "huge number": (by_candidates("huge number", huge_numbers), BUILTIN),
+    "huge number": (by_candidates("huge number", huge_numbers), KINDS),
     "inverted bounds": (by_candidates("inverted bounds", inverted, with_a_range), KINDS),
     "unknown key": (unknown_key, KINDS),
     "key of another kind": (by_candidates("key of another kind", misplaced), KINDS),
@@ -868,6 +914,8 @@ MUTATIONS: dict[str, tuple[Mutation, tuple[Kind, ...]]] = {
     "duplicate key": (duplicate_key, KINDS),
     "not UTF-8": (not_utf8, KINDS),
     "bad entry": (bad_entry, ("user",)),
+    "date in config": (date_in_config, ("user",)),
+    "cannot train": (cannot_train, BUILTIN),
 }
 
 

@@ -49,7 +49,7 @@ from hpsearch.spec import load_spec
 FIX = re.compile(
     r"must|remove|add |known keys|one of|declare|fix|swap|takes|use |save|drop|give|put "
     r"|list|needs|is required|name the|lower|choose|check|looked for|failed: |defines"
-    r"|not a function",
+    r"|not a function|write it as",
     re.IGNORECASE,
 )
 

@@ -1,9 +1,10 @@
-"""Study files hpsearch mishandles today, each reduced to its smallest reproduction (issue #27).
+"""Regressions: study files the generated tests found hpsearch mishandling (issue #27).
 
-These tests fail until the bug is fixed. Invalid files must be refused by `create` in one line
-that names the key, leaving nothing behind; valid files must run (or be refused up front).
-When one passes, drop its label from mutations.OPEN_BUGS (or widen strategies.py) so that the
-generated files cover it again.
+Each test is the smallest reproduction of one bug, kept after its fix. Invalid files must be
+refused by `create` in one line that names the key, leaving nothing behind; valid files must run
+(or be refused up front in one line). The generated files (strategies.py, mutations.py) cover the
+same ground again; a bug they find that is not fixed yet goes into mutations.OPEN_BUGS (or is left
+out of strategies.py) with its reproduction here, marked xfail(strict=True) until the fix.
 """
 
 from __future__ import annotations
@@ -16,10 +17,6 @@ from cli_checks import STORAGE_FILE, Done, invoke, isolated, snapshot, storage_u
 from strategies import OBJECTIVE_CODE, STUDY_FILE
 
 from repo import TEST_DATA
-
-# Open bugs the generated files found: each test fails until its bug is fixed (strict: a fix
-# makes it pass, and then the mark must go).
-pytestmark = pytest.mark.xfail(strict=True, reason="open hpsearch bug found by tests/spec")
 
 USER = """\
 [objective]
@@ -87,7 +84,7 @@ def assert_refused(folder: Path, text: str, name: str) -> None:
     ],
 )
 def test_a_non_finite_user_range_is_refused(tmp_path: Path, search: str) -> None:
-    """Accepted today; `run` then dies in the sampler: OverflowError: Range exceeds valid bounds."""
+    """Was accepted; `run` then died in the sampler: OverflowError: Range exceeds valid bounds."""
     assert_refused(tmp_path, user_study(search), "search.x")
 
 
@@ -99,7 +96,7 @@ def test_a_non_finite_user_range_is_refused(tmp_path: Path, search: str) -> None
     ],
 )
 def test_a_nan_step_is_refused(tmp_path: Path, text: str) -> None:
-    """Accepted today; `run` dies in Optuna: decimal.InvalidOperation (a traceback)."""
+    """Was accepted; `run` then died in Optuna: decimal.InvalidOperation (a traceback)."""
     assert_refused(tmp_path, text, ".step")
 
 
@@ -107,11 +104,12 @@ def test_a_nan_step_is_refused(tmp_path: Path, text: str) -> None:
     ("text", "name"),
     [
         (mnist_study(training=f"lr = 1{'0' * 400}"), "training.lr"),
+        (user_study(f"y = {{ low = 0.5, high = 1{'0' * 400} }}"), "search.y.high"),
         (user_study(f"y = {{ low = 1{'0' * 400}, high = 1e308 }}"), "search.y"),
     ],
 )
 def test_an_integer_too_large_for_a_float_is_refused(tmp_path: Path, text: str, name: str) -> None:
-    """Today `create` and `run` die parsing it: OverflowError: int too large to convert to float."""
+    """`create` and `run` died parsing it: OverflowError: int too large to convert to float."""
     assert_refused(tmp_path, text, name)
 
 
@@ -119,16 +117,16 @@ def test_an_integer_too_large_for_a_float_is_refused(tmp_path: Path, text: str, 
     ("pruner", "name"),
     [
         ('kind = "threshold"\nlower = 1.0\nupper = 0.0', "pruner"),  # run: ValueError traceback
-        ('kind = "threshold"\nlower = nan', "pruner.lower"),  # never prunes
+        ('kind = "threshold"\nlower = nan', "pruner.lower"),  # never pruned
         ('kind = "median"\nn_startup_trials = -1', "pruner.n_startup_trials"),  # run: ValueError
         ('kind = "successive_halving"\nmin_resource = 0', "pruner.min_resource"),  # ValueError
-        ('kind = "hyperband"\nreduction_factor = 1', "pruner.reduction_factor"),  # trials fail
+        ('kind = "hyperband"\nreduction_factor = 1', "pruner.reduction_factor"),  # trials failed
     ],
 )
 def test_pruner_settings_that_cannot_work_are_refused(
     tmp_path: Path, pruner: str, name: str
 ) -> None:
-    """Accepted today; Optuna refuses them when `run` builds the pruner, or every trial fails."""
+    """Were accepted; Optuna refused them when `run` built the pruner, or every trial failed."""
     assert_refused(tmp_path, user_study(rest=f"[pruner]\n{pruner}"), name)
 
 
@@ -148,35 +146,40 @@ def test_pruner_settings_that_cannot_work_are_refused(
     ],
 )
 def test_other_nan_settings_are_refused(tmp_path: Path, text: str, name: str) -> None:
-    """Accepted today: a NaN slope fails every trial; a NaN wait_timeout is never reached."""
+    """Were accepted: a NaN slope failed every trial; a NaN wait_timeout was never reached."""
     assert_refused(tmp_path, text, name)
 
 
 def test_a_huge_image_size_is_refused(tmp_path: Path) -> None:
-    """Accepted today; `run` dies decoding the images: ValueError: array is too big."""
+    """Was accepted; `run` then died decoding the images: ValueError: array is too big."""
     text = '[data]\ndataset = "flowers"\nimage_size = 1000000000000\n[training]\nmax_epochs = 1\n'
     assert_refused(tmp_path, text, "data.image_size")
 
 
-def test_a_date_in_the_objective_config_is_accepted_or_refused_cleanly(tmp_path: Path) -> None:
-    """TOML dates are free-form config too; today `create` dies (TypeError: datetime is not JSON
-    serializable) and leaves trials.db behind."""
-    done, left = create(tmp_path, user_study(objective="[objective.config]\nstart = 2024-01-01"))
-    assert not unclean(done), f"{done}"
-    if done.code != 0:
-        assert len(done.lines) == 1 and "objective.config.start" in done.output, f"{done}"
-        assert not left, f"left behind: {left}"
+@pytest.mark.parametrize(
+    ("config", "name"),
+    [
+        ("start = 2024-01-01", "objective.config.start"),
+        ("at = 07:32:00", "objective.config.at"),
+        ("when = [1, 2024-01-01T00:00:00Z]", "objective.config.when[1]"),
+        ("inner = { day = 2024-01-01 }", "objective.config.inner.day"),
+    ],
+)
+def test_a_date_in_the_objective_config_is_refused(tmp_path: Path, config: str, name: str) -> None:
+    """A study records its config as JSON, which has no dates: `create` died (TypeError: datetime
+    is not JSON serializable) and left trials.db behind."""
+    assert_refused(tmp_path, user_study(objective=f"[objective.config]\n{config}"), name)
 
 
 def test_create_refuses_a_user_study_without_an_entry(tmp_path: Path) -> None:
-    """Today `create` makes a study that no worker or run can ever run ("entry is missing")."""
+    """`create` made a study that no worker or run could ever run ("entry is missing")."""
     assert_refused(
-        tmp_path, user_study().replace('entry = "objective.py:objective"\n', ""), "entry"
+        tmp_path, user_study().replace('entry = "objective.py:objective"\n', ""), "objective.entry"
     )
 
 
 def test_an_infinite_learning_rate_is_not_called_too_low(tmp_path: Path) -> None:
-    """Today: "training.lr must be ≥ 1e-12 but got inf", though inf is far above 1e-12."""
+    """It said "training.lr must be ≥ 1e-12 but got inf", though inf is far above 1e-12."""
     done, _ = create(tmp_path, mnist_study(training="lr = inf"))
     assert done.code == 1 and "training.lr" in done.output, f"{done}"
     assert "≥ 1e-12" not in done.output, f"{done}"
@@ -190,71 +193,112 @@ def test_an_infinite_learning_rate_is_not_called_too_low(tmp_path: Path) -> None
     ],
 )
 def test_a_changed_range_is_not_resumed_silently(tmp_path: Path, before: str, after: str) -> None:
-    """The signature writes ranges with :g and choices with str(), so both changes pass today."""
+    """The signature wrote ranges with :g and choices with str(), so both changes passed."""
     assert create(tmp_path, user_study(before))[0].code == 0
     done, _ = create(tmp_path, user_study(after))
     assert done.code == 1 and "other settings" in done.output, f"{done}"
 
 
-# ---------------------------------------------------------------- valid files that cannot run
+# ---------------------------------------------------------------- files whose every trial failed
 
 
-def run_or_refuse(folder: Path, text: str, name: str) -> Done:
-    """Refused by create in one line naming `name`, or run to 2 finished trials (1 worker)."""
+def refused_up_front(folder: Path, text: str, name: str) -> None:
+    """Refused by create (and by run) in one line naming `name`, leaving nothing behind."""
+    assert_refused(folder, text, name)
+    where = ("--study", str(folder / STUDY_FILE), "--storage", storage_url(folder))
+    with isolated(folder):
+        done = invoke("run", *where, "--trials", "2", "--no-progress", "--device", "cpu")
+    assert done.code == 1 and len(done.lines) == 1 and name in done.output, f"{done}"
+    assert not unclean(done) and not (folder / STORAGE_FILE).exists(), f"{done}"
+
+
+def runs(folder: Path, text: str) -> Done:
+    """Created, then run to 2 trials (1 worker) that all finish."""
     done, _ = create(folder, text)
-    if done.code == 1:
-        assert len(done.lines) == 1 and name in done.output and not unclean(done), f"{done}"
-        return done
+    assert done.code == 0 and not unclean(done), f"{done}"
     where = ("--study", str(folder / STUDY_FILE), "--storage", storage_url(folder))
     args = ("--trials", "2", "--workers", "1", "--no-progress", "--device", "cpu")
     with isolated(folder):
         done = invoke("run", *where, *args, "--data-dir", str(TEST_DATA))
     assert done.code == 0 and not unclean(done), f"{done}"
+    (name,) = optuna.get_all_study_names(storage_url(folder))
+    trials = optuna.load_study(study_name=name, storage=storage_url(folder)).trials
+    states = [t.state.name for t in trials]
+    assert len(states) == 2 and set(states) <= {"COMPLETE", "PRUNED"}, f"{states}\n{done}"
     return done
 
 
-def test_metric_epoch_can_be_reported_or_is_refused(tmp_path: Path) -> None:
-    """ctx.report(epoch, **{"epoch": v}) is a TypeError: every trial of such a study fails."""
-    run_or_refuse(tmp_path, user_study(metric="epoch"), "objective.metric")
+def test_metric_epoch_is_refused(tmp_path: Path) -> None:
+    """ctx.report(epoch, **{"epoch": v}) is a TypeError: every trial of such a study failed."""
+    refused_up_front(tmp_path, user_study(metric="epoch"), "objective.metric")
+
+
+@pytest.mark.parametrize(
+    ("text", "name"),
+    [
+        (
+            mnist_study("batch_size = { choices = [1] }\nbatch_norm = { choices = [true] }"),
+            "search.batch_size",
+        ),
+        (mnist_study(training="batch_size = 1\nbatch_norm = true"), "training.batch_size"),
+        (
+            mnist_study("batch_size = { low = 1, high = 8 }", training="batch_norm = true"),
+            "search.batch_size",
+        ),
+        (
+            '[data]\ndataset = "flowers"\nimage_size = 8\n[model]\nchannels = [2]\n'
+            "[training]\nmax_epochs = 1\nbatch_size = 1\n"
+            "[search]\nbatch_norm = { choices = [false, true] }\n",
+            "training.batch_size",
+        ),
+    ],
+)
+def test_batch_size_one_with_batch_norm_is_refused(tmp_path: Path, text: str, name: str) -> None:
+    """Every trial failed: BatchNorm got batches of one example (ValueError)."""
+    refused_up_front(tmp_path, text, name)
+
+
+@pytest.mark.parametrize(
+    ("image", "model"),
+    [
+        ("image_size = 8", "channels = [2, 2, 2, 2, 2]"),  # 8 4 2 1: the fourth pool has 1x1
+        ("image_size = 8", "channels = [2, 2, 2, 2]\nstem_stride = 2"),  # 4 2 1
+        ("image_size = 1024", "channels = []"),  # no block at all
+    ],
+)
+def test_a_cnn_deeper_than_its_images_is_refused(tmp_path: Path, image: str, model: str) -> None:
+    """Every trial failed: the fourth max-pool got a 1x1 map ("Output size is too small")."""
+    text = f'[data]\ndataset = "flowers"\n{image}\n[model]\n{model}\n[training]\nmax_epochs = 1\n'
+    refused_up_front(tmp_path, text, "model.channels")
 
 
 @pytest.mark.slow
-def test_batch_size_one_with_batch_norm_runs_or_is_refused(tmp_path: Path) -> None:
-    """Every trial fails today: BatchNorm gets batches of one example (ValueError)."""
-    search = "batch_size = { choices = [1] }\nbatch_norm = { choices = [true] }"
-    run_or_refuse(tmp_path, mnist_study(search), "batch_size")
-
-
-@pytest.mark.slow
-def test_a_cnn_deeper_than_its_images_runs_or_is_refused(tmp_path: Path) -> None:
-    """Every trial fails today: the fourth max-pool gets a 1x1 map ("Output size is too small")."""
+def test_the_deepest_cnn_its_images_allow_runs(tmp_path: Path) -> None:
+    """The depth check refuses only what cannot run: 8 pixels take four blocks (8 4 2 1)."""
     text = (
-        '[data]\ndataset = "flowers"\nimage_size = 8\n[model]\nchannels = [2, 2, 2, 2, 2]\n'
+        '[data]\ndataset = "flowers"\nimage_size = 8\n[model]\nchannels = [2, 2, 2, 2]\n'
         "[training]\nmax_epochs = 1\n"
     )
-    run_or_refuse(tmp_path, text, "model.channels")
+    runs(tmp_path, text)
 
 
 @pytest.mark.slow
-def test_a_tiny_mixup_runs_or_is_refused(tmp_path: Path) -> None:
-    """mixup = 1e-320 is within [0, 100]; as float32 it is 0, and torch's Beta(0, 0) raises
-    ValueError in every trial today."""
-    run_or_refuse(tmp_path, mnist_study(training="mixup = 1e-320"), "training.mixup")
+def test_a_tiny_mixup_runs(tmp_path: Path) -> None:
+    """mixup = 1e-320 is within [0, 100]; as float32 it was 0, and torch's Beta(0, 0) raised
+    ValueError in every trial."""
+    runs(tmp_path, mnist_study(training="mixup = 1e-320"))
 
 
 @pytest.mark.slow
 def test_report_works_without_a_test_split(tmp_path: Path) -> None:
-    """test_fraction = 0 is allowed; `report` then dies in torch.cat on no test batches."""
+    """test_fraction = 0 is allowed; `report` died in torch.cat on no test batches."""
     text = (
         '[data]\ndataset = "flowers"\nimage_size = 8\ntest_fraction = 0\n'
         "[model]\nchannels = [4]\n[training]\nmax_epochs = 1\n"
     )
-    run_or_refuse(tmp_path, text, "data.test_fraction")
-    if not (tmp_path / STORAGE_FILE).exists() or not optuna.get_all_study_names(
-        storage_url(tmp_path)
-    ):
-        return  # refused up front
+    runs(tmp_path, text)
     with isolated(tmp_path):
         where = ("--study", str(tmp_path / STUDY_FILE), "--storage", storage_url(tmp_path))
         done = invoke("report", *where, "--data-dir", str(TEST_DATA), "-o", "report")
     assert done.code == 0 and not unclean(done), f"{done}"
+    assert (tmp_path / "report" / "index.html").is_file(), f"{done}"
