@@ -156,8 +156,10 @@ class TrialContext:
 
 
 def _number(name: str, value: Any) -> float:
-    """A reported metric as a float (tensors and numpy scalars included)."""
+    """A reported metric as a float (tensors and numpy scalars included; not '0.5' or True)."""
     try:
+        if isinstance(value, str | bytes | bool):
+            raise TypeError(value)
         return float(value)
     except (TypeError, ValueError):
         raise ReportError(f"ctx.report: {name} must be a number but got {value!r}") from None

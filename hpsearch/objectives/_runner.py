@@ -170,8 +170,10 @@ def _failed(trial: optuna.Trial, exc: Exception) -> TrialFailed:
 
 
 def _checked_value(trial: optuna.Trial, value: Any) -> float:
-    """The function's return value as a float; anything else fails the trial."""
+    """The function's return value as a float; anything else ('0.5', True) fails the trial."""
     try:
+        if isinstance(value, str | bytes | bool):
+            raise TypeError(value)
         number = float(value)
     except (TypeError, ValueError):
         number = math.nan
