@@ -161,7 +161,7 @@ class ResidualBlock(nn.Module):
         )
         self.shortcut: nn.Sequential | nn.Identity = nn.Identity()
         if width != out or stride != 1:
-            short = [nn.Conv2d(width, out, 1, stride=stride, bias=not batch_norm)]
+            short = [SubsampledPointwise(width, out, stride, bias=not batch_norm)]
             self.shortcut = nn.Sequential(*short, *([nn.BatchNorm2d(out)] if batch_norm else []))
         self.after = nn.Sequential(*activation(noise_std))
 
@@ -169,6 +169,23 @@ class ResidualBlock(nn.Module):
         """The convs' output plus the (projected) input."""
         out: torch.Tensor = self.after(self.body(x) + self.shortcut(x))
         return out
+
+
+class SubsampledPointwise(nn.Conv2d):
+    """A 1x1 conv with a stride, computed as every stride-th pixel, then a 1x1 conv.
+
+    The same numbers and weights as nn.Conv2d(width, out, 1, stride=stride), but torch 2.14.1's
+    CPU kernel for a strided 1x1 conv on channels-last images corrupts memory in backward
+    (SIGSEGV or glibc abort once batch sizes vary), killing the trial's process.
+    """
+
+    def __init__(self, width: int, out: int, stride: int, bias: bool) -> None:
+        super().__init__(width, out, 1, stride=stride, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Subsample first, so the conv itself is unstrided."""
+        step = self.stride[0]
+        return F.conv2d(x[:, :, ::step, ::step], self.weight, self.bias)
 
 
 def augment_batch(x: torch.Tensor, zoom: float = 0.0, jitter: float = 0.0) -> torch.Tensor:

@@ -10,7 +10,7 @@ are refused is tests/spec/test_invalid_files.py's business). Only valid files ar
 size of 1 only where batch_norm cannot be true, a CNN only as deep as its images allow. Valid
 files that hpsearch once mishandled (a tiny mixup, no test split, four blocks on 8 pixels) are
 drawn again; tests/spec/test_found_bugs.py keeps their reproductions. A valid file found to
-break hpsearch is left out until its fix, with its reproduction there.
+break hpsearch is left out until its fix, with its reproduction there (none is left out today).
 """
 
 from __future__ import annotations

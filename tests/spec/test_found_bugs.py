@@ -9,6 +9,8 @@ out of strategies.py) with its reproduction here, marked xfail(strict=True) unti
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import optuna
@@ -302,3 +304,34 @@ def test_report_works_without_a_test_split(tmp_path: Path) -> None:
         done = invoke("report", *where, "--data-dir", str(TEST_DATA), "-o", "report")
     assert done.code == 0 and not unclean(done), f"{done}"
     assert (tmp_path / "report" / "index.html").is_file(), f"{done}"
+
+
+# A residual CNN with stem_stride = 2 trains hpsearch's model as `run` does, in its own process:
+# batches of several sizes (the last batch of a split is smaller).
+STRIDED_SHORTCUT = """\
+import torch
+from hpsearch.objectives._flowers import build_cnn
+
+torch.manual_seed(0)
+for trial in range(20):
+    model = build_cnn((2, 2, 2), 5, True, 0.0, 0.0, residual=True, stem_stride=2)
+    optimizer = torch.optim.Adam(model.parameters(), 1e-3)
+    for step in range(40):
+        size = int(torch.randint(2, 17, ()))
+        x, y = torch.randn(size, 3, 12, 12), torch.randint(0, 5, (size,))
+        optimizer.zero_grad()
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+"""
+
+
+@pytest.mark.slow
+def test_a_residual_cnn_with_stem_stride_2_trains() -> None:
+    """Found by hand-run valid files: `worker` and `run` died with SIGSEGV or SIGABRT in
+    loss.backward() for flowers with residual = true and stem_stride = 2 (1 to 3 runs in 8).
+    torch 2.14.1's CPU kernel for a strided 1x1 conv on channels-last images corrupts memory
+    (this script crashed 4 runs in 4); the shortcut now subsamples, then convolves unstrided."""
+    done = subprocess.run(
+        [sys.executable, "-c", STRIDED_SHORTCUT], capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}{done.stderr}"

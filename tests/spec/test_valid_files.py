@@ -12,11 +12,12 @@ an explicit example) draws 30 and 500.
 
 Figures (2-core machine shared with other jobs, no GPU; the session summary prints them again):
 - CI: 3 of 3 valid files ran end to end in 50 s on an idle machine (86 s beside other jobs);
-  load-and-create passed 31 of 31 in 8 s; all of tests/spec but test_open_bugs.py: 63 s.
+  load-and-create passed 31 of 31 in 8 s; all of tests/spec but test_found_bugs.py: 63 s.
 - thorough: load-and-create passed 501 of 501 (2.5 min). End to end not run: a file takes
   17 s idle to 28 s loaded (28 random files run by hand), so 200 take about 1 to 1.5 hours.
-Breakages of valid files that hpsearch mishandles today are left out of the draw
-(tests/spec/test_open_bugs.py); the hand-run sample found one of them (a tiny mixup).
+Valid files that hpsearch mishandles are left out of the draw while their bug is open
+(tests/spec/test_found_bugs.py); the hand-run sample found a tiny mixup that failed (fixed),
+and a residual CNN with stem_stride = 2 whose process crashed (fixed).
 """
 
 from __future__ import annotations
