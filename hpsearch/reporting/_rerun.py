@@ -34,7 +34,7 @@ class RerunResult:
         if ran_on != self.device.split(":")[0]:
             return f"; the trial ran on {self.stored_device}, pass --device {ran_on}"
         if self.stored_threads not in (None, self.threads):
-            return f"; the trial ran with {self.stored_threads} threads, pass --threads"
+            return f"; the trial ran with {self.stored_threads} threads: leave --threads out"
         return ""
 
 

@@ -207,6 +207,24 @@ def test_rerun_uses_the_trials_own_thread_count(
     assert "with 1 threads" in again.output and "identical" in again.output
 
 
+def test_the_thread_hint_of_rerun_works_as_printed(
+    cli: Cli, toy: Callable[..., Path], storage_url: str
+) -> None:
+    """A rerun with other threads that differs says to leave --threads out; doing so matches."""
+    study = toy(mode="by-threads")
+    done = cli(
+        "run", "--study", str(study), "--trials", "1", "--storage", storage_url, "--threads", "1"
+    )
+    assert done.exit_code == 0, done.output
+    rerun = ("rerun", "--study", str(study), "--storage", storage_url, "--trial", "0")
+    other = cli(*rerun, "--threads", "2")
+    assert other.exit_code == 0, other.output
+    assert other.output.rstrip().endswith("; the trial ran with 1 threads: leave --threads out")
+    again = cli(*rerun)
+    assert again.exit_code == 0, again.output
+    assert "identical: the trial reproduces exactly" in again.output
+
+
 def test_an_integer_range_with_a_float_end_is_refused_and_the_fix_runs(
     cli: Cli, toy: Callable[..., Path], storage_url: str, tmp_path: Path
 ) -> None:

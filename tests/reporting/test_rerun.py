@@ -111,5 +111,5 @@ def test_a_rerun_on_another_device_type_says_which_to_pass() -> None:
     gpu_trial = RerunResult(3, "COMPLETE", 0.9, 0.8, 2, 8, "cpu", stored_device="cuda:1")
     assert gpu_trial.hint() == "; the trial ran on cuda:1, pass --device cuda"
     cpu_trial = RerunResult(3, "COMPLETE", 0.9, 0.8, 2, 8, "cpu", stored_device="cpu")
-    assert cpu_trial.hint() == "; the trial ran with 8 threads, pass --threads"
+    assert cpu_trial.hint() == "; the trial ran with 8 threads: leave --threads out"
     assert RerunResult(3, "COMPLETE", 0.9, 0.8, 8, 8, "cpu", stored_device="cpu").hint() == ""
