@@ -42,7 +42,7 @@ def require_entry(spec: StudySpec) -> None:
 
 
 def test_function(spec: StudySpec) -> TestFn | None:
-    """The function that evaluates the selected trial's weights once, if the study has one."""
+    """The function `report` calls on each selected trial's weights, if the study has one."""
     if spec.objective is None:
         from hpsearch.objectives._builtin import classifier_for
 

@@ -13,6 +13,7 @@ from hpsearch.storages._retry import mentions, retry_race
 if TYPE_CHECKING:
     import optuna
     from optuna.storages import BaseStorage, RDBStorage
+    from sqlalchemy.engine import URL
 
     from hpsearch.storages._tracking import TrackingRDBStorage
 
@@ -72,6 +73,7 @@ def open_storage(
         engine_kwargs: dict[str, object] = {"connect_args": {"timeout": SQLITE_TIMEOUT_S}}
     else:
         engine_kwargs = {"pool_pre_ping": True}  # an idle connection may have been dropped
+        engine_kwargs |= _utf8_client(parsed)
     kwargs: dict[str, Any] = {"engine_kwargs": engine_kwargs}
     try:
         with warnings.catch_warnings():  # heartbeats are "experimental" since Optuna 2.x
@@ -93,6 +95,21 @@ def open_storage(
             f"cannot open the database at {masked(url)}: {_first_line(exc)}; check that the "
             "server is running and the URL is right"
         ) from None
+
+
+def _utf8_client(parsed: URL) -> dict[str, object]:
+    """libpq's client_encoding, UTF-8 unless the URL sets it.
+
+    A database created with SQL_ASCII (an old cluster's default) otherwise hands psycopg bytes,
+    and SQLAlchemy's first query on connect fails with a TypeError deep inside the driver.
+    """
+    libpq = parsed.get_backend_name() == "postgresql" and parsed.get_driver_name() in (
+        "psycopg",
+        "psycopg2",
+    )
+    if not libpq or "client_encoding" in parsed.query:
+        return {}
+    return {"connect_args": {"client_encoding": "utf8"}}
 
 
 def _rdb_storage(url: str, kwargs: dict[str, Any]) -> TrackingRDBStorage:

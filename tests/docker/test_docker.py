@@ -418,7 +418,7 @@ def test_dockerfile_base_matches_the_tested_torch_and_runs_hpsearch_as_non_root(
     assert tag is not None, base[1]
     assert tag[1] == version("torch").split("+")[0], "base image torch != the tested torch"
     assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.M)
-    assert "'.[postgres]'" in text and "-c /tmp/torch-constraints.txt" in text
+    assert "'.[postgres,lightning]'" in text and "-c /tmp/torch-constraints.txt" in text
     assert re.search(r'^ENTRYPOINT \["hpsearch"\]$', text, re.M)
     users = re.findall(r"^USER (\S+)$", text, re.M)
     assert users and users[-1] not in ("root", "0")
