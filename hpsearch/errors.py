@@ -7,6 +7,7 @@ A message names the argument to fix with `arg("max_epochs")`: Python callers rea
 from __future__ import annotations
 
 import re
+from typing import Any
 
 INTERRUPTED_EXIT = 130  # the exit status after Ctrl-C, of `run` and of each worker it starts
 
@@ -99,3 +100,9 @@ class UsageError(HPSearchError):
         Traceback (most recent call last):
         hpsearch.errors.UsageError: trials must be ≥ 1 but got 0; give the study's total, ...
     """
+
+
+def short(value: Any) -> str:
+    """A value as a message shows it: its repr, cut short."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpsearch import _keys
-from hpsearch.errors import HPSearchError
+from hpsearch.errors import HPSearchError, short
 from hpsearch.objectives._context import TrialContext
 from hpsearch.spec import Choice, IntRange, ParamRange, StudySpec, distribution_bounds, is_active
 from hpsearch.storages._retry import is_outage
@@ -106,7 +106,7 @@ def run_trial(
         _record_end(trial, ctx, started)
         raise _failed(trial, exc) from None
     _record_end(trial, ctx, started)
-    return _checked_value(trial, value)
+    return _checked_value(trial, value, spec.metric)
 
 
 def _seed_everything(seed: int, device: torch.device) -> None:
@@ -169,7 +169,7 @@ def _failed(trial: optuna.Trial, exc: Exception) -> TrialFailed:
     return TrialFailed(f"trial #{trial.number} failed: {message}")
 
 
-def _checked_value(trial: optuna.Trial, value: Any) -> float:
+def _checked_value(trial: optuna.Trial, value: Any, metric: str) -> float:
     """The function's return value as a float; anything else ('0.5', True) fails the trial."""
     try:
         if isinstance(value, str | bytes | bool):
@@ -179,7 +179,9 @@ def _checked_value(trial: optuna.Trial, value: Any) -> float:
         number = math.nan
     if math.isfinite(number):
         return number
-    message = f"ValueError: the objective returned {value!r}, not a finite number"
+    message = f"ValueError: the objective returned {short(value)}, not a finite number"
+    if isinstance(value, Mapping):
+        message += f"; return the metric itself, e.g. return result[{metric!r}]"
     trial.set_user_attr(_keys.ERROR, message)
     _log(f"trial #{trial.number} failed: {message}")
     raise TrialFailed(f"trial #{trial.number} failed: {message}")

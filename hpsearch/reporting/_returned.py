@@ -12,7 +12,7 @@ import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from hpsearch.errors import HPSearchError
+from hpsearch.errors import HPSearchError, short
 
 EXTRAS = ("per_class", "confusion", "classes")
 
@@ -25,7 +25,7 @@ def checked(returned: Any, where: str = "objective.test") -> dict[str, Any]:
     """The returned value as a record's fields: metrics, per_class, confusion and classes."""
     if not isinstance(returned, Mapping):
         raise ResultError(
-            f"{where} returned {_short(returned)} ({type(returned).__name__}); it must return a "
+            f"{where} returned {short(returned)} ({type(returned).__name__}); it must return a "
             "dict of numbers, e.g. {'accuracy': 0.98}"
         )
     values = dict(returned)
@@ -58,19 +58,13 @@ def checked(returned: Any, where: str = "objective.test") -> dict[str, Any]:
     }
 
 
-def _short(value: Any) -> str:
-    """A value as a message shows it: its repr, cut short."""
-    text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
 def _number(where: str, value: Any) -> float:
     """A finite number (a Python or numpy number, or a one-element tensor)."""
     item = getattr(value, "item", None)
     if callable(item) and getattr(value, "ndim", 1) == 0:
         value = item()
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise ResultError(f"{where} = {_short(value)}; it must be a number, e.g. 0.98")
+        raise ResultError(f"{where} = {short(value)}; it must be a number, e.g. 0.98")
     number = float(value)
     if not math.isfinite(number):
         raise ResultError(f"{where} = {number}; it must be a finite number")
@@ -83,7 +77,7 @@ def _listed(value: Any, what: str, where: str) -> list[Any]:
     if callable(tolist):
         value = tolist()
     if isinstance(value, str | bytes | Mapping) or not isinstance(value, Sequence):
-        raise ResultError(f"{where} returned {what} = {_short(value)}; it must be a list")
+        raise ResultError(f"{where} returned {what} = {short(value)}; it must be a list")
     return list(value)
 
 
@@ -93,7 +87,7 @@ def _classes(value: Any, where: str) -> list[str]:
         return []
     names = [str(name) for name in _listed(value, "classes", where)]
     if len(set(names)) < len(names):
-        raise ResultError(f"{where} returned classes with a name twice: {_short(names)}")
+        raise ResultError(f"{where} returned classes with a name twice: {short(names)}")
     return names
 
 
@@ -108,8 +102,8 @@ def _per_class_from_dict(value: Mapping[Any, Any], classes: list[str], where: st
     by_name = {str(key): v for key, v in value.items()}
     if set(by_name) != set(classes):
         raise ResultError(
-            f"{where} returned per_class keyed by {_short(sorted(by_name))} but classes are "
-            f"{_short(classes)}; key per_class by the class names"
+            f"{where} returned per_class keyed by {short(sorted(by_name))} but classes are "
+            f"{short(classes)}; key per_class by the class names"
         )
     return [_number(f"{where} returned per_class[{name!r}]", by_name[name]) for name in classes]
 
@@ -129,7 +123,7 @@ def _confusion(value: Any, where: str) -> list[list[int]]:
         counts = [_number(f"{where} returned confusion[{i}][{j}]", v) for j, v in enumerate(row)]
         if any(c < 0 or c != int(c) for c in counts):
             raise ResultError(
-                f"{where} returned confusion row {i} = {_short(row)}; it must hold counts "
+                f"{where} returned confusion row {i} = {short(row)}; it must hold counts "
                 "(whole numbers ≥ 0)"
             )
         matrix.append([int(c) for c in counts])

@@ -192,6 +192,7 @@ BAD_RETURNS: dict[str, Any] = {
     "return-none": None,
     "return-str": "high",
     "return-numeric-str": "0.5",
+    "return-dict": {"score": 0.5},
 }
 BAD_REPORTS = {
     "no-metric": lambda ctx: ctx.report(2, train_loss=0.5),

@@ -50,34 +50,35 @@ Behaviours about processes run real ones (`python -m hpsearch run --workers 2`, 
 | 37 | returning None fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[return-none] |
 | 38 | returning a string fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[return-str] |
 | 39 | ... a string that reads as a number too | test_a_broken_contract_fails_the_trial_with_its_line[return-numeric-str] |
-| 40 | a failed trial stores its error; best and export show it; the study goes on | test_user_objective.py::test_failed_trials_are_stored_with_their_error_and_the_study_goes_on |
-| 41 | max_failures failures in a row stop the run with the last error | test_user_objective.py::test_max_failures_in_a_row_stop_the_run_with_the_last_error |
-| 42 | the stop line's hint resumes once the code is fixed | test_user_objective.py::test_the_hint_after_max_failures_resumes_once_the_code_is_fixed |
-| 43 | best_epoch is the first epoch with the best reported metric | test_report_stores_the_history_and_reports_the_metric_to_the_pruner |
-| 44 | ... and export gives it | test_returned_values.py::test_export_has_the_best_epoch_of_a_users_objective |
-| 45 | ctx.save_weights: a later call replaces the earlier file | test_a_later_save_weights_replaces_the_earlier |
-| 46 | only the top keep_weights trials, and the best per choice, keep weights | test_only_the_top_keep_weights_trials_keep_weights |
-| 47 | test gets the trial's params, a ctx with its seed on the CPU, its last weights | test_test_gets_the_trials_params_seed_cpu_and_last_weights |
-| 48 | test runs once per trial; the result is recorded; none configured is said | test_user_objective.py::test_report_uses_the_test_function_once_and_says_when_there_is_none |
-| 49 | report --retest evaluates again and replaces the record | test_returned_values.py::test_a_bad_record_from_an_older_version_is_shown_and_retest_replaces_it |
-| 50 | test's per_class may be a dict keyed by class name | test_returned_values.py::test_per_class_as_a_dict_keyed_by_class_is_accepted |
-| 51 | test's confusion may be a tensor | test_returned_values.py::test_a_tensor_confusion_matrix_draws_the_figure |
-| 52 | anything else from test is one line naming objective.test; nothing recorded | test_returned_values.py::test_a_result_that_cannot_be_recorded_is_one_line_and_never_stored |
-| 53 | test on a trial that never saved weights says why | test_returned_values.py::test_a_completed_trial_without_saved_weights_says_why |
-| 54 | hpsearch.fit reports train_loss, valid_loss and valid_accuracy every epoch | test_fit_stops_early_and_restores_the_best_epoch |
-| 55 | hpsearch.fit stops patience epochs after the best on validation loss | test_fit_stops_early_and_restores_the_best_epoch[valid_loss] |
-| 56 | ... or on accuracy, with early_stopping="valid_accuracy" | test_fit_stops_early_and_restores_the_best_epoch[valid_accuracy] |
-| 57 | hpsearch.fit restores the best epoch's weights and returns its metric | test_fit_stops_early_and_restores_the_best_epoch |
-| 58 | best_epoch of a fit trial is the epoch hpsearch.fit restored | test_fit_stops_early_and_restores_the_best_epoch[loss-picks-accuracy] |
-| 59 | rerun reproduces a trial exactly on the CPU, in a new process | test_rerun_reproduces_a_worker_trial_in_a_new_process |
-| 60 | ... and uses the trial's own thread count | test_returned_values.py::test_rerun_uses_the_trials_own_thread_count |
-| 61 | run --workers and create + worker import the entry in each process | test_user_objective.py::test_workers_and_a_joining_worker_import_the_entry |
-| 62 | an entry or test that cannot take its arguments is one line at load | test_user_objective.py::test_a_bad_objective_or_when_is_one_line_and_creates_nothing |
-| 63 | hpsearch.run(objective=fn) calls a function directly; workers refused | test_user_objective.py::test_hpsearch_run_takes_a_function_directly |
-| 64 | Lightning's Report reports each validated epoch, prunes, keeps weights | integrations/test_lightning.py::test_the_example_prunes_keeps_one_row_per_epoch_and_reports |
-| 65 | ... once per validated epoch, never the sanity check | integrations/test_lightning.py::test_report_reports_once_per_validated_epoch |
-| 66 | a callback reporting the sanity check fails the trial in one line | integrations/test_lightning.py::test_a_callback_that_reports_the_sanity_check_fails_the_trial_in_one_line |
-| 67 | a module that does not log the metric fails in one line naming it | integrations/test_lightning.py::test_a_module_that_does_not_log_the_metric_gets_reports_one_line |
+| 40 | ... a dict too, and the line says to return the metric itself | test_a_broken_contract_fails_the_trial_with_its_line[return-dict] |
+| 41 | a failed trial stores its error; best and export show it; the study goes on | test_user_objective.py::test_failed_trials_are_stored_with_their_error_and_the_study_goes_on |
+| 42 | max_failures failures in a row stop the run with the last error | test_user_objective.py::test_max_failures_in_a_row_stop_the_run_with_the_last_error |
+| 43 | the stop line's hint resumes once the code is fixed | test_user_objective.py::test_the_hint_after_max_failures_resumes_once_the_code_is_fixed |
+| 44 | best_epoch is the first epoch with the best reported metric | test_report_stores_the_history_and_reports_the_metric_to_the_pruner |
+| 45 | ... and export gives it | test_returned_values.py::test_export_has_the_best_epoch_of_a_users_objective |
+| 46 | ctx.save_weights: a later call replaces the earlier file | test_a_later_save_weights_replaces_the_earlier |
+| 47 | only the top keep_weights trials, and the best per choice, keep weights | test_only_the_top_keep_weights_trials_keep_weights |
+| 48 | test gets the trial's params, a ctx with its seed on the CPU, its last weights | test_test_gets_the_trials_params_seed_cpu_and_last_weights |
+| 49 | test runs once per trial; the result is recorded; none configured is said | test_user_objective.py::test_report_uses_the_test_function_once_and_says_when_there_is_none |
+| 50 | report --retest evaluates again and replaces the record | test_returned_values.py::test_a_bad_record_from_an_older_version_is_shown_and_retest_replaces_it |
+| 51 | test's per_class may be a dict keyed by class name | test_returned_values.py::test_per_class_as_a_dict_keyed_by_class_is_accepted |
+| 52 | test's confusion may be a tensor | test_returned_values.py::test_a_tensor_confusion_matrix_draws_the_figure |
+| 53 | anything else from test is one line naming objective.test; nothing recorded | test_returned_values.py::test_a_result_that_cannot_be_recorded_is_one_line_and_never_stored |
+| 54 | test on a trial that never saved weights says why | test_returned_values.py::test_a_completed_trial_without_saved_weights_says_why |
+| 55 | hpsearch.fit reports train_loss, valid_loss and valid_accuracy every epoch | test_fit_stops_early_and_restores_the_best_epoch |
+| 56 | hpsearch.fit stops patience epochs after the best on validation loss | test_fit_stops_early_and_restores_the_best_epoch[valid_loss] |
+| 57 | ... or on accuracy, with early_stopping="valid_accuracy" | test_fit_stops_early_and_restores_the_best_epoch[valid_accuracy] |
+| 58 | hpsearch.fit restores the best epoch's weights and returns its metric | test_fit_stops_early_and_restores_the_best_epoch |
+| 59 | best_epoch of a fit trial is the epoch hpsearch.fit restored | test_fit_stops_early_and_restores_the_best_epoch[loss-picks-accuracy] |
+| 60 | rerun reproduces a trial exactly on the CPU, in a new process | test_rerun_reproduces_a_worker_trial_in_a_new_process |
+| 61 | ... and uses the trial's own thread count | test_returned_values.py::test_rerun_uses_the_trials_own_thread_count |
+| 62 | run --workers and create + worker import the entry in each process | test_user_objective.py::test_workers_and_a_joining_worker_import_the_entry |
+| 63 | an entry or test that cannot take its arguments is one line at load | test_user_objective.py::test_a_bad_objective_or_when_is_one_line_and_creates_nothing |
+| 64 | hpsearch.run(objective=fn) calls a function directly; workers refused | test_user_objective.py::test_hpsearch_run_takes_a_function_directly |
+| 65 | Lightning's Report reports each validated epoch, prunes, keeps weights | integrations/test_lightning.py::test_the_example_prunes_keeps_one_row_per_epoch_and_reports |
+| 66 | ... once per validated epoch, never the sanity check | integrations/test_lightning.py::test_report_reports_once_per_validated_epoch |
+| 67 | a callback reporting the sanity check fails the trial in one line | integrations/test_lightning.py::test_a_callback_that_reports_the_sanity_check_fails_the_trial_in_one_line |
+| 68 | a module that does not log the metric fails in one line naming it | integrations/test_lightning.py::test_a_module_that_does_not_log_the_metric_gets_reports_one_line |
 """  # noqa: E501
 
 from __future__ import annotations
@@ -474,6 +475,12 @@ BROKEN = [
     pytest.param(
         "return-numeric-str", (), "ValueError: the objective returned '0.5', not a finite number",
         [1], False, id="return-numeric-str",
+    ),
+    pytest.param(
+        "return-dict", (),
+        "ValueError: the objective returned {'score': 0.5}, not a finite number; return the "
+        "metric itself, e.g. return result['score']",
+        [1], False, id="return-dict",
     ),
 ]  # fmt: skip
 
