@@ -176,17 +176,21 @@ counts() { python docker/test/stack_check.py counts "$STUDY_NAME"; }
 # Kill worker 1 in the middle of a trial once a few have finished.
 victim="$(container worker 1)"
 host="$(podman inspect -f '{{.Config.Hostname}}' "$victim")"
+# Its trial is the one still RUNNING on its host after the kill (read before the kill, it may
+# have completed in between); a kill that lands between two trials is retried.
 killed=""
 for _ in $(seq 240); do
   read -r finished running _ _ <<< "$(counts)"
-  killed="$(python docker/test/stack_check.py running "$STUDY_NAME" "$host")"
-  [ "$finished" -ge 3 ] && [ -n "$killed" ] && break
-  killed=""
+  if [ "$finished" -ge 3 ] && [ -n "$(python docker/test/stack_check.py running "$STUDY_NAME" "$host")" ]; then
+    kill_time="$(date +%s.%N)"
+    podman kill "$victim" >/dev/null
+    killed="$(python docker/test/stack_check.py running "$STUDY_NAME" "$host")"
+    [ -n "$killed" ] && break
+    podman start "$victim" >/dev/null
+  fi
   sleep 0.5
 done
 [ -n "$killed" ] || fail "worker $victim never ran a trial"
-kill_time="$(date +%s.%N)"
-podman kill "$victim" >/dev/null
 say "killed $victim (host $host) in trial #$killed, with $finished finished"
 
 # Its trial is failed by the heartbeat and retried by the other worker. `podman kill`, like
