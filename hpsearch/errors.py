@@ -103,6 +103,6 @@ class UsageError(HPSearchError):
 
 
 def short(value: Any) -> str:
-    """A value as a message shows it: its repr, cut short."""
-    text = repr(value)
+    """A value as a message shows it: its repr on one line, cut short."""
+    text = " ".join(repr(value).split())
     return text if len(text) <= 60 else text[:57] + "..."

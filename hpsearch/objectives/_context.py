@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hpsearch import _keys
-from hpsearch.errors import HPSearchError
+from hpsearch.errors import HPSearchError, short
 from hpsearch.study import _interrupts as interrupts
 
 if TYPE_CHECKING:
@@ -161,5 +161,5 @@ def _number(name: str, value: Any) -> float:
         if isinstance(value, str | bytes | bool):
             raise TypeError(value)
         return float(value)
-    except (TypeError, ValueError):
-        raise ReportError(f"ctx.report: {name} must be a number but got {value!r}") from None
+    except Exception:  # whatever float() of user data raises (a meta tensor: RuntimeError)
+        raise ReportError(f"ctx.report: {name} must be a number but got {short(value)}") from None

@@ -175,7 +175,7 @@ def _checked_value(trial: optuna.Trial, value: Any, metric: str) -> float:
         if isinstance(value, str | bytes | bool):
             raise TypeError(value)
         number = float(value)
-    except (TypeError, ValueError):
+    except Exception:  # whatever float() of user data raises (a meta tensor: RuntimeError)
         number = math.nan
     if math.isfinite(number):
         return number

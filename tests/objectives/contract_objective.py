@@ -200,6 +200,7 @@ BAD_REPORTS = {
     "metric-a-list": lambda ctx: ctx.report(2, score=[0.5, 0.25]),
     "other-not-a-number": lambda ctx: ctx.report(2, score=0.5, note="fine"),
     "metric-numeric-str": lambda ctx: ctx.report(2, score="0.5"),
+    "metric-a-tensor": lambda ctx: ctx.report(2, score=torch.linspace(0, 1, 100)),
     "epoch-0": lambda ctx: ctx.report(0, score=0.5),
     "epoch-1.5": lambda ctx: ctx.report(1.5, score=0.5),
     "repeat": lambda ctx: ctx.report(1, score=0.5),
