@@ -26,6 +26,7 @@ from hpsearch.reporting._summaries import (
 )
 from hpsearch.reporting._testset import BadRecord
 from hpsearch.samplers._ranking import completed_best_first
+from hpsearch.storages._artifacts import NoWeights
 
 if TYPE_CHECKING:
     import optuna
@@ -106,6 +107,8 @@ def build_report(
         test = tester.result(ranked[0])
     except BadRecord as exc:  # an older version's record: the rest of the report still shows
         test, reason = None, exc.for_command_line()
+    except NoWeights as exc:  # an objective that saves none: the rest of the report still shows
+        test, reason = None, f"no test evaluation: {exc}"
     except BaseException:
         _remove_empty(made)  # a failed report leaves no empty folder behind
         raise
@@ -250,6 +253,8 @@ def regularizer_rows(
                     test = _headline(tester.result(done[0]))
                 except BadRecord:
                     test = "bad record (see --retest)"
+                except NoWeights:
+                    test = "no weights saved"
                 except StorageError:
                     test = "weights not kept"
             rows.append(

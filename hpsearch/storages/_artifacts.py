@@ -143,6 +143,10 @@ def prune_store(store: ArtifactStore, study: optuna.Study, top_k: int) -> list[s
     return removed
 
 
+class NoWeights(StorageError):
+    """A trial that never kept weights (unlike weights kept but missing from the folder)."""
+
+
 def _why_none(trial: FrozenTrial) -> str:
     """Why a trial kept no weights: it did not finish, or its objective never saved any."""
     from optuna.trial import TrialState
@@ -150,8 +154,8 @@ def _why_none(trial: FrozenTrial) -> str:
     if trial.state != TrialState.COMPLETE:
         return f"it is {trial.state.name}, not COMPLETE"
     return (
-        "its objective did not call ctx.save_weights(model); save the weights for objective.test "
-        "to evaluate, then run new trials"
+        "its objective did not call ctx.save_weights(model), so objective.test cannot evaluate "
+        "it; trials run once the objective saves its weights can be tested"
     )
 
 
@@ -162,7 +166,7 @@ def load_weights(store: ArtifactStore, trial: FrozenTrial) -> dict[str, Any]:
 
     artifact_id = trial.user_attrs.get(_keys.WEIGHTS_ARTIFACT)
     if not artifact_id:
-        raise StorageError(f"trial #{trial.number} has no stored weights ({_why_none(trial)})")
+        raise NoWeights(f"trial #{trial.number} has no stored weights ({_why_none(trial)})")
     try:
         with store.open_reader(artifact_id) as reader:
             # map_location: files written by older versions hold tensors tagged cuda:N
