@@ -292,3 +292,20 @@ def test_a_narrowing_note_is_printed_once_per_process(
         if "lie outside round" in note
     ]
     assert len({note.split(":")[0] for note in recorded}) >= 2  # every round still records it
+
+
+def test_weights_moved_elsewhere_are_found_with_the_printed_option(
+    cli: Cli, toy: Callable[..., Path], storage_url: str, tmp_path: Path
+) -> None:
+    """A moved artifact folder: report names --artifacts DIR, and passing it as printed works."""
+    study = study_with(toy)
+    run(cli, study, storage_url)
+    default = Path(storage_url.removeprefix("sqlite:///")).with_name("trials-artifacts")
+    assert default.is_dir(), sorted(p.name for p in default.parent.iterdir())
+    moved = default.rename(tmp_path / "kept-weights")
+    lost = report(cli, study, storage_url, tmp_path / "r")
+    assert lost.exit_code == 1 and "pass --artifacts DIR" in lost.output, lost.output
+    assert len(lost.output.strip().splitlines()) == 1 and not records(storage_url)
+    found = report(cli, study, storage_url, tmp_path / "r", "--artifacts", str(moved))
+    assert found.exit_code == 0, found.output
+    assert "test accuracy" in found.output and len(records(storage_url)) >= 1
