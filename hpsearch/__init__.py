@@ -17,12 +17,20 @@ each worker. Every error a user can fix is an `HPSearchError`.
 
 from __future__ import annotations
 
+import warnings
 from typing import TYPE_CHECKING
 
 from hpsearch.errors import DataError, HPSearchError, SpecError, StorageError, UsageError
 from hpsearch.spec import StudySpec, load_spec
 from hpsearch.study import RunSummary, create, join, run
 from hpsearch.version import __version__
+
+# A stepped range whose step does not divide it ends at the last step below `high`, as the
+# study files documentation says; Optuna warns about it each time it rebuilds the distribution
+# (every trial it loads), which would bury a command's output (`export` prints CSV).
+warnings.filterwarnings(
+    "ignore", message=r"The distribution is specified by .* the range is not divisible by `step`"
+)
 
 if TYPE_CHECKING:
     from hpsearch.objectives import TrialContext, fit

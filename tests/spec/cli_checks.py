@@ -17,7 +17,8 @@ from repo import TEST_DATA
 
 STORAGE_FILE = "trials.db"
 # What must never appear in any command's output.
-NEVER = ("Traceback", "other settings", "Fatal Python error", "KeyboardInterrupt")
+# A Python warning ("UserWarning: ...") is noise a user cannot act on, and breaks `export`'s CSV.
+NEVER = ("Traceback", "other settings", "Fatal Python error", "KeyboardInterrupt", "Warning: ")
 PROCESS_TIMEOUT_S = 300
 
 

@@ -15,7 +15,16 @@ from pathlib import Path
 
 import optuna
 import pytest
-from cli_checks import STORAGE_FILE, Done, invoke, isolated, snapshot, storage_url, unclean
+from cli_checks import (
+    STORAGE_FILE,
+    Done,
+    hpsearch,
+    invoke,
+    isolated,
+    snapshot,
+    storage_url,
+    unclean,
+)
 from strategies import OBJECTIVE_CODE, STUDY_FILE
 
 from repo import TEST_DATA
@@ -304,6 +313,20 @@ def test_report_works_without_a_test_split(tmp_path: Path) -> None:
         done = invoke("report", *where, "--data-dir", str(TEST_DATA), "-o", "report")
     assert done.code == 0 and not unclean(done), f"{done}"
     assert (tmp_path / "report" / "index.html").is_file(), f"{done}"
+
+
+@pytest.mark.slow
+def test_a_step_that_does_not_divide_its_range_prints_no_warning(tmp_path: Path) -> None:
+    """Found by the thorough profile: Optuna's UserWarning about such a step, printed by every
+    command that loads the trials, came before `export`'s CSV header and broke the CSV."""
+    text = user_study("x = { low = 1e-85, high = 0.2027, step = 0.0453 }")
+    runs(tmp_path, text)
+    where = ("--study", str(tmp_path / STUDY_FILE), "--storage", storage_url(tmp_path))
+    for command in (("export",), ("best",), ("status",), ("run", "--trials", "3")):
+        done = hpsearch(tmp_path, *command, *where)
+        assert done.code == 0 and not unclean(done), f"{done}"
+    header, *rows = hpsearch(tmp_path, "export", *where).output.splitlines()
+    assert header.startswith("number,state,value,param_x") and len(rows) == 3, rows
 
 
 # A residual CNN with stem_stride = 2 trains hpsearch's model as `run` does, in its own process:
