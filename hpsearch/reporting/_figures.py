@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,16 @@ def _figure(width: float = 6.4, height: float = 4.0) -> Figure:
 
 
 def save(fig: Figure, path: Path) -> Path:
-    """Write a PNG and return its path."""
-    fig.savefig(path, format="png")
+    """Write a PNG and return its path.
+
+    A name in a script the font lacks (Hangul, say) is drawn as boxes; matplotlib's warning per
+    missing glyph would only bury the command's output.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings(
+            "ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning
+        )
+        fig.savefig(path, format="png")
     return path
 
 

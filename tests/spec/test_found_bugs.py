@@ -329,6 +329,19 @@ def test_a_step_that_does_not_divide_its_range_prints_no_warning(tmp_path: Path)
     assert header.startswith("number,state,value,param_x") and len(rows) == 3, rows
 
 
+@pytest.mark.slow
+def test_a_name_the_font_cannot_draw_prints_no_warning(tmp_path: Path) -> None:
+    """Found by the thorough profile: matplotlib warned once per missing glyph (Hangul, CJK,
+    control characters) while `report` drew a parameter or metric name, nine lines of noise."""
+    text = user_study('"쨀𡐊" = { choices = ["𨬝·", "\\u0014b"] }', metric="점수")
+    runs(tmp_path, text)
+    where = ("--study", str(tmp_path / STUDY_FILE), "--storage", storage_url(tmp_path))
+    assert hpsearch(tmp_path, "run", *where, "--trials", "4", "--workers", "1").code == 0
+    done = hpsearch(tmp_path, "report", *where, "--data-dir", str(TEST_DATA), "-o", "report")
+    assert done.code == 0 and not unclean(done), f"{done}"
+    assert (tmp_path / "report" / "index.html").is_file(), f"{done}"
+
+
 # A residual CNN with stem_stride = 2 trains hpsearch's model as `run` does, in its own process:
 # batches of several sizes (the last batch of a split is smaller).
 STRIDED_SHORTCUT = """\
