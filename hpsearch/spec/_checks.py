@@ -272,7 +272,8 @@ def distribution_bounds(name: str, rng: FloatRange | IntRange) -> tuple[float, f
     if rng.grow in ("low", "both"):
         low = rng.low - math.floor((rng.low - limit_low) / step) * step if step else limit_low
     if rng.grow in ("high", "both"):
-        room = limit_high - rng.high - (step or 1e-6) * open_high
+        # a step wider than what is left above high leaves no room (never a negative one)
+        room = max(0.0, limit_high - rng.high - (step or 1e-6) * open_high)
         high = rng.high + math.floor(room / step) * step if step else rng.high + room
     if isinstance(rng, IntRange):
         return math.ceil(low), math.floor(high)

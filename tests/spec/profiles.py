@@ -47,8 +47,15 @@ TALLY: dict[str, Counter[tuple[str, str]]] = {}
 
 
 def count(test: str, outcome: str, kind: str) -> None:
-    """Record one example's outcome (e.g. "tried", "clean") for the end-of-session summary."""
+    """Record one example's outcome (e.g. "tried", "clean") for the end-of-session summary.
+
+    HPSEARCH_SPEC_TALLY=FILE also appends it there as it happens, so a long on-demand run that
+    is stopped early still says how far it got.
+    """
     TALLY.setdefault(test, Counter())[outcome, kind] += 1
+    if os.environ.get("HPSEARCH_SPEC_TALLY"):
+        with open(os.environ["HPSEARCH_SPEC_TALLY"], "a", encoding="utf-8") as out:
+            out.write(f"{test}\t{outcome}\t{kind}\n")
 
 
 def summary() -> list[str]:
