@@ -103,7 +103,7 @@ class NarrowingSampler(BaseSampler):
         self.seed = seed
         self.notify = notify or (lambda message: None)
         self._rounds: dict[int, RoundRanges] = {0: RoundRanges(0, initial_ranges(self.search))}
-        self._fallback = RandomSampler(seed=seed)
+        self._fallback = RandomSampler(seed=seed % 2**32)  # numpy's legacy seeds stop at 2**32
         self._told: set[str] = set()
 
     # ------------------------------------------------------------ Optuna's sampler interface

@@ -325,6 +325,15 @@ def test_a_step_wider_than_the_room_to_grow_runs(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
+def test_a_narrowing_study_with_a_seed_above_2_to_the_32_runs(tmp_path: Path) -> None:
+    """Found by the thorough profile: seed = 19159915609 is a valid seed (hpsearch derives each
+    trial's seed from it), but the narrowing sampler's fallback RandomSampler took it as is and
+    numpy raised 'Seed must be between 0 and 2**32 - 1' with a traceback, before any trial."""
+    text = "seed = 19159915609\n" + user_study(rest='[sampler]\nkind = "narrowing"')
+    runs(tmp_path, text)
+
+
+@pytest.mark.slow
 def test_a_step_that_does_not_divide_its_range_prints_no_warning(tmp_path: Path) -> None:
     """Found by the thorough profile: Optuna's UserWarning about such a step, printed by every
     command that loads the trials, came before `export`'s CSV header and broke the CSV."""
