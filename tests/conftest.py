@@ -8,7 +8,6 @@ import os
 import shutil
 import subprocess
 import tempfile
-import uuid
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, NoReturn
@@ -25,7 +24,7 @@ os.environ.pop("HPSEARCH_STORAGE", None)
 # Decoded-data caches go to a throwaway folder, never the user's ~/.cache, removed at the end.
 os.environ["HPSEARCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="hpsearch-test-cache-")
 
-from processes import postgres_url
+from processes import scratch_database
 from repo import TEST_DATA
 
 atexit.register(shutil.rmtree, os.environ["HPSEARCH_CACHE_DIR"], ignore_errors=True)
@@ -173,16 +172,5 @@ def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'workers.db'}"
         return
-    url = postgres_url()
-    if not url:
-        pytest.skip("HPSEARCH_TEST_POSTGRES is not set")
-    import sqlalchemy
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name}"))
-    yield url.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
+    with scratch_database() as url:
+        yield url

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import optuna
@@ -102,3 +104,26 @@ def wait_until(check: Callable[[], bool], timeout: float = 90.0) -> None:
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def scratch_database(options: str = "") -> Iterator[str]:
+    """A fresh database on the PostgreSQL test server (CREATE DATABASE ... options), dropped after.
+
+    Skips the test when no server is configured.
+    """
+    url = postgres_url()
+    if not url:
+        pytest.skip("HPSEARCH_TEST_POSTGRES is not set")
+    import sqlalchemy
+
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sqlalchemy.text(f"CREATE DATABASE {name} {options}".rstrip()))
+    try:
+        yield url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
+        admin.dispose()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -11,30 +10,15 @@ import pytest
 from click.testing import Result
 
 from hpsearch.storages import open_storage
-from processes import postgres_url
+from processes import scratch_database
 
 
 @pytest.fixture
 def sql_ascii() -> Iterator[str]:
     """A fresh database created with ENCODING 'SQL_ASCII' on the PostgreSQL test server."""
-    url = postgres_url()
-    if not url:
-        pytest.skip("HPSEARCH_TEST_POSTGRES is not set")
-    import sqlalchemy
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    admin = sqlalchemy.create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(
-            sqlalchemy.text(
-                f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' TEMPLATE template0 "
-                "LC_COLLATE 'C' LC_CTYPE 'C'"
-            )
-        )
-    yield url.rsplit("/", 1)[0] + "/" + name
-    with admin.connect() as conn:
-        conn.execute(sqlalchemy.text(f"DROP DATABASE {name} WITH (FORCE)"))
-    admin.dispose()
+    options = "ENCODING 'SQL_ASCII' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
+    with scratch_database(options) as url:
+        yield url
 
 
 @pytest.mark.slow
