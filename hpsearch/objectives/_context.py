@@ -155,11 +155,22 @@ class TrialContext:
         upload_weights(self.store, self.trial, weights)
 
 
-def _number(name: str, value: Any) -> float:
-    """A reported metric as a float (tensors and numpy scalars included; not '0.5' or True)."""
+def as_number(value: Any) -> float | None:
+    """A value user code hands back as a float (tensors and numpy scalars included), or None.
+
+    '0.5' and True are not numbers here, though float() takes them.
+    """
+    if isinstance(value, str | bytes | bool):
+        return None
     try:
-        if isinstance(value, str | bytes | bool):
-            raise TypeError(value)
         return float(value)
     except Exception:  # whatever float() of user data raises (a meta tensor: RuntimeError)
-        raise ReportError(f"ctx.report: {name} must be a number but got {short(value)}") from None
+        return None
+
+
+def _number(name: str, value: Any) -> float:
+    """A reported metric as a float, or the trial fails with a line naming it."""
+    number = as_number(value)
+    if number is None:
+        raise ReportError(f"ctx.report: {name} must be a number but got {short(value)}")
+    return number

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch import _keys
 from hpsearch.errors import HPSearchError, short
-from hpsearch.objectives._context import TrialContext
+from hpsearch.objectives._context import TrialContext, as_number
 from hpsearch.spec import Choice, IntRange, ParamRange, StudySpec, distribution_bounds, is_active
 from hpsearch.storages._retry import is_outage
 
@@ -171,13 +171,8 @@ def _failed(trial: optuna.Trial, exc: Exception) -> TrialFailed:
 
 def _checked_value(trial: optuna.Trial, value: Any, metric: str) -> float:
     """The function's return value as a float; anything else ('0.5', True) fails the trial."""
-    try:
-        if isinstance(value, str | bytes | bool):
-            raise TypeError(value)
-        number = float(value)
-    except Exception:  # whatever float() of user data raises (a meta tensor: RuntimeError)
-        number = math.nan
-    if math.isfinite(number):
+    number = as_number(value)
+    if number is not None and math.isfinite(number):
         return number
     message = f"ValueError: the objective returned {short(value)}, not a finite number"
     if isinstance(value, Mapping):
