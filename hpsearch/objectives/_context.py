@@ -158,9 +158,9 @@ class TrialContext:
 def as_number(value: Any) -> float | None:
     """A value user code hands back as a float (tensors and numpy scalars included), or None.
 
-    '0.5' and True are not numbers here, though float() takes them.
+    '0.5' and True are not numbers here, though float() takes them; nor is a numpy or torch bool.
     """
-    if isinstance(value, str | bytes | bool):
+    if isinstance(value, str | bytes | bool) or str(getattr(value, "dtype", "")).endswith("bool"):
         return None
     try:
         return float(value)

@@ -8,11 +8,11 @@ and ``confusion`` (a square matrix of counts, rows true and columns predicted).
 from __future__ import annotations
 
 import math
-import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from hpsearch.errors import HPSearchError, short
+from hpsearch.objectives._context import as_number
 
 EXTRAS = ("per_class", "confusion", "classes")
 
@@ -60,12 +60,9 @@ def checked(returned: Any, where: str = "objective.test") -> dict[str, Any]:
 
 def _number(where: str, value: Any) -> float:
     """A finite number (a Python or numpy number, or a one-element tensor)."""
-    item = getattr(value, "item", None)
-    if callable(item) and getattr(value, "ndim", 1) == 0:
-        value = item()
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+    number = as_number(value)
+    if number is None:
         raise ResultError(f"{where} = {short(value)}; it must be a number, e.g. 0.98")
-    number = float(value)
     if not math.isfinite(number):
         raise ResultError(f"{where} = {number}; it must be a finite number")
     return number

@@ -34,52 +34,53 @@ Behaviours about processes run real ones (`python -m hpsearch run --workers 2`, 
 | 21 | ... a list is not a number either | test_a_broken_contract_fails_the_trial_with_its_line[metric-a-list] |
 | 22 | ... nor is any other reported value that is not a number | test_a_broken_contract_fails_the_trial_with_its_line[other-not-a-number] |
 | 23 | ... nor is a string that reads as a number | test_a_broken_contract_fails_the_trial_with_its_line[metric-numeric-str] |
-| 24 | ... nor a tensor of many numbers: its line stays one line, cut short | test_a_broken_contract_fails_the_trial_with_its_line[metric-a-tensor] |
-| 25 | epoch 0 fails the trial: epochs count from 1 | test_a_broken_contract_fails_the_trial_with_its_line[epoch-0] |
-| 26 | an epoch that is not a whole number fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[epoch-1.5] |
-| 27 | a repeated epoch fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[repeat] |
-| 28 | an epoch out of order fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[backwards] |
-| 29 | an epoch past max_epochs fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[past-max] |
-| 30 | ... past --max-epochs, when it overrides max_epochs | test_a_broken_contract_fails_the_trial_with_its_line[past-max-epochs-option] |
-| 31 | the bad report is never stored: history and pruner keep only the good epochs | test_a_broken_contract_fails_the_trial_with_its_line |
-| 32 | a sanity-check epoch 1, then epoch 1, fails the trial (its "sanity" case) | test_user_objective.py::test_max_failures_in_a_row_stop_the_run_with_the_last_error |
-| 33 | hpsearch's own errors print one line, no traceback | test_a_broken_contract_fails_the_trial_with_its_line |
-| 34 | ... the same when a trial of a longer run fails | test_returned_values.py::test_an_error_of_hpsearch_in_a_trial_prints_one_line_not_a_traceback |
-| 35 | an objective that raises fails the trial; its traceback is printed | test_a_broken_contract_fails_the_trial_with_its_line[raise] |
-| 36 | returning NaN fails the trial: "not a finite number" | test_a_broken_contract_fails_the_trial_with_its_line[return-nan] |
-| 37 | returning inf fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[return-inf] |
-| 38 | returning None fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[return-none] |
-| 39 | returning a string fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[return-str] |
-| 40 | ... a string that reads as a number too | test_a_broken_contract_fails_the_trial_with_its_line[return-numeric-str] |
-| 41 | ... a dict too, and the line says to return the metric itself | test_a_broken_contract_fails_the_trial_with_its_line[return-dict] |
-| 42 | a failed trial stores its error; best and export show it; the study goes on | test_user_objective.py::test_failed_trials_are_stored_with_their_error_and_the_study_goes_on |
-| 43 | max_failures failures in a row stop the run with the last error | test_user_objective.py::test_max_failures_in_a_row_stop_the_run_with_the_last_error |
-| 44 | the stop line's hint resumes once the code is fixed | test_user_objective.py::test_the_hint_after_max_failures_resumes_once_the_code_is_fixed |
-| 45 | best_epoch is the first epoch with the best reported metric | test_report_stores_the_history_and_reports_the_metric_to_the_pruner |
-| 46 | ... and export gives it | test_returned_values.py::test_export_has_the_best_epoch_of_a_users_objective |
-| 47 | ctx.save_weights: a later call replaces the earlier file | test_a_later_save_weights_replaces_the_earlier |
-| 48 | only the top keep_weights trials, and the best per choice, keep weights | test_only_the_top_keep_weights_trials_keep_weights |
-| 49 | test gets the trial's params, a ctx with its seed on the CPU, its last weights | test_test_gets_the_trials_params_seed_cpu_and_last_weights |
-| 50 | test runs once per trial; the result is recorded; none configured is said | test_user_objective.py::test_report_uses_the_test_function_once_and_says_when_there_is_none |
-| 51 | report --retest evaluates again and replaces the record | test_returned_values.py::test_a_bad_record_from_an_older_version_is_shown_and_retest_replaces_it |
-| 52 | test's per_class may be a dict keyed by class name | test_returned_values.py::test_per_class_as_a_dict_keyed_by_class_is_accepted |
-| 53 | test's confusion may be a tensor | test_returned_values.py::test_a_tensor_confusion_matrix_draws_the_figure |
-| 54 | anything else from test is one line naming objective.test; nothing recorded | test_returned_values.py::test_a_result_that_cannot_be_recorded_is_one_line_and_never_stored |
-| 55 | test on a trial that never saved weights says why | test_returned_values.py::test_a_completed_trial_without_saved_weights_says_why |
-| 56 | hpsearch.fit reports train_loss, valid_loss and valid_accuracy every epoch | test_fit_stops_early_and_restores_the_best_epoch |
-| 57 | hpsearch.fit stops patience epochs after the best on validation loss | test_fit_stops_early_and_restores_the_best_epoch[valid_loss] |
-| 58 | ... or on accuracy, with early_stopping="valid_accuracy" | test_fit_stops_early_and_restores_the_best_epoch[valid_accuracy] |
-| 59 | hpsearch.fit restores the best epoch's weights and returns its metric | test_fit_stops_early_and_restores_the_best_epoch |
-| 60 | best_epoch of a fit trial is the epoch hpsearch.fit restored | test_fit_stops_early_and_restores_the_best_epoch[loss-picks-accuracy] |
-| 61 | rerun reproduces a trial exactly on the CPU, in a new process | test_rerun_reproduces_a_worker_trial_in_a_new_process |
-| 62 | ... and uses the trial's own thread count | test_returned_values.py::test_rerun_uses_the_trials_own_thread_count |
-| 63 | run --workers and create + worker import the entry in each process | test_user_objective.py::test_workers_and_a_joining_worker_import_the_entry |
-| 64 | an entry or test that cannot take its arguments is one line at load | test_user_objective.py::test_a_bad_objective_or_when_is_one_line_and_creates_nothing |
-| 65 | hpsearch.run(objective=fn) calls a function directly; workers refused | test_user_objective.py::test_hpsearch_run_takes_a_function_directly |
-| 66 | Lightning's Report reports each validated epoch, prunes, keeps weights | integrations/test_lightning.py::test_the_example_prunes_keeps_one_row_per_epoch_and_reports |
-| 67 | ... once per validated epoch, never the sanity check | integrations/test_lightning.py::test_report_reports_once_per_validated_epoch |
-| 68 | a callback reporting the sanity check fails the trial in one line | integrations/test_lightning.py::test_a_callback_that_reports_the_sanity_check_fails_the_trial_in_one_line |
-| 69 | a module that does not log the metric fails in one line naming it | integrations/test_lightning.py::test_a_module_that_does_not_log_the_metric_gets_reports_one_line |
+| 24 | ... nor a numpy or torch bool, here, in the return value and in test's results | test_bools_are_not_numbers_anywhere_user_code_hands_them_back |
+| 25 | ... nor a tensor of many numbers: its line stays one line, cut short | test_a_broken_contract_fails_the_trial_with_its_line[metric-a-tensor] |
+| 26 | epoch 0 fails the trial: epochs count from 1 | test_a_broken_contract_fails_the_trial_with_its_line[epoch-0] |
+| 27 | an epoch that is not a whole number fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[epoch-1.5] |
+| 28 | a repeated epoch fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[repeat] |
+| 29 | an epoch out of order fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[backwards] |
+| 30 | an epoch past max_epochs fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[past-max] |
+| 31 | ... past --max-epochs, when it overrides max_epochs | test_a_broken_contract_fails_the_trial_with_its_line[past-max-epochs-option] |
+| 32 | the bad report is never stored: history and pruner keep only the good epochs | test_a_broken_contract_fails_the_trial_with_its_line |
+| 33 | a sanity-check epoch 1, then epoch 1, fails the trial (its "sanity" case) | test_user_objective.py::test_max_failures_in_a_row_stop_the_run_with_the_last_error |
+| 34 | hpsearch's own errors print one line, no traceback | test_a_broken_contract_fails_the_trial_with_its_line |
+| 35 | ... the same when a trial of a longer run fails | test_returned_values.py::test_an_error_of_hpsearch_in_a_trial_prints_one_line_not_a_traceback |
+| 36 | an objective that raises fails the trial; its traceback is printed | test_a_broken_contract_fails_the_trial_with_its_line[raise] |
+| 37 | returning NaN fails the trial: "not a finite number" | test_a_broken_contract_fails_the_trial_with_its_line[return-nan] |
+| 38 | returning inf fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[return-inf] |
+| 39 | returning None fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[return-none] |
+| 40 | returning a string fails the trial | test_a_broken_contract_fails_the_trial_with_its_line[return-str] |
+| 41 | ... a string that reads as a number too | test_a_broken_contract_fails_the_trial_with_its_line[return-numeric-str] |
+| 42 | ... a dict too, and the line says to return the metric itself | test_a_broken_contract_fails_the_trial_with_its_line[return-dict] |
+| 43 | a failed trial stores its error; best and export show it; the study goes on | test_user_objective.py::test_failed_trials_are_stored_with_their_error_and_the_study_goes_on |
+| 44 | max_failures failures in a row stop the run with the last error | test_user_objective.py::test_max_failures_in_a_row_stop_the_run_with_the_last_error |
+| 45 | the stop line's hint resumes once the code is fixed | test_user_objective.py::test_the_hint_after_max_failures_resumes_once_the_code_is_fixed |
+| 46 | best_epoch is the first epoch with the best reported metric | test_report_stores_the_history_and_reports_the_metric_to_the_pruner |
+| 47 | ... and export gives it | test_returned_values.py::test_export_has_the_best_epoch_of_a_users_objective |
+| 48 | ctx.save_weights: a later call replaces the earlier file | test_a_later_save_weights_replaces_the_earlier |
+| 49 | only the top keep_weights trials, and the best per choice, keep weights | test_only_the_top_keep_weights_trials_keep_weights |
+| 50 | test gets the trial's params, a ctx with its seed on the CPU, its last weights | test_test_gets_the_trials_params_seed_cpu_and_last_weights |
+| 51 | test runs once per trial; the result is recorded; none configured is said | test_user_objective.py::test_report_uses_the_test_function_once_and_says_when_there_is_none |
+| 52 | report --retest evaluates again and replaces the record | test_returned_values.py::test_a_bad_record_from_an_older_version_is_shown_and_retest_replaces_it |
+| 53 | test's per_class may be a dict keyed by class name | test_returned_values.py::test_per_class_as_a_dict_keyed_by_class_is_accepted |
+| 54 | test's confusion may be a tensor | test_returned_values.py::test_a_tensor_confusion_matrix_draws_the_figure |
+| 55 | anything else from test is one line naming objective.test; nothing recorded | test_returned_values.py::test_a_result_that_cannot_be_recorded_is_one_line_and_never_stored |
+| 56 | test on a trial that never saved weights says why | test_returned_values.py::test_a_completed_trial_without_saved_weights_says_why |
+| 57 | hpsearch.fit reports train_loss, valid_loss and valid_accuracy every epoch | test_fit_stops_early_and_restores_the_best_epoch |
+| 58 | hpsearch.fit stops patience epochs after the best on validation loss | test_fit_stops_early_and_restores_the_best_epoch[valid_loss] |
+| 59 | ... or on accuracy, with early_stopping="valid_accuracy" | test_fit_stops_early_and_restores_the_best_epoch[valid_accuracy] |
+| 60 | hpsearch.fit restores the best epoch's weights and returns its metric | test_fit_stops_early_and_restores_the_best_epoch |
+| 61 | best_epoch of a fit trial is the epoch hpsearch.fit restored | test_fit_stops_early_and_restores_the_best_epoch[loss-picks-accuracy] |
+| 62 | rerun reproduces a trial exactly on the CPU, in a new process | test_rerun_reproduces_a_worker_trial_in_a_new_process |
+| 63 | ... and uses the trial's own thread count | test_returned_values.py::test_rerun_uses_the_trials_own_thread_count |
+| 64 | run --workers and create + worker import the entry in each process | test_user_objective.py::test_workers_and_a_joining_worker_import_the_entry |
+| 65 | an entry or test that cannot take its arguments is one line at load | test_user_objective.py::test_a_bad_objective_or_when_is_one_line_and_creates_nothing |
+| 66 | hpsearch.run(objective=fn) calls a function directly; workers refused | test_user_objective.py::test_hpsearch_run_takes_a_function_directly |
+| 67 | Lightning's Report reports each validated epoch, prunes, keeps weights | integrations/test_lightning.py::test_the_example_prunes_keeps_one_row_per_epoch_and_reports |
+| 68 | ... once per validated epoch, never the sanity check | integrations/test_lightning.py::test_report_reports_once_per_validated_epoch |
+| 69 | a callback reporting the sanity check fails the trial in one line | integrations/test_lightning.py::test_a_callback_that_reports_the_sanity_check_fails_the_trial_in_one_line |
+| 70 | a module that does not log the metric fails in one line naming it | integrations/test_lightning.py::test_a_module_that_does_not_log_the_metric_gets_reports_one_line |
 """  # noqa: E501
 
 from __future__ import annotations
@@ -104,6 +105,8 @@ from toy_study import stored
 
 from hpsearch import _keys
 from hpsearch.cli import main
+from hpsearch.objectives._context import as_number
+from hpsearch.reporting._returned import ResultError, checked
 
 Cli = Callable[..., Result]
 HERE = Path(__file__).parent
@@ -277,6 +280,16 @@ def test_every_row_names_a_real_test() -> None:
         "| 5 | e | test_ctx_is_what_the_docs_list[two-workers] |",
     ]
     assert len(missing_tests("\n".join(broken))) == 4  # the check finds each missing one
+
+
+@pytest.mark.parametrize("value", [True, np.True_, torch.tensor(True), "0.5"], ids=repr)
+def test_bools_are_not_numbers_anywhere_user_code_hands_them_back(value: object) -> None:
+    """ctx.report, the return value and test's results share one rule: a bool is no number."""
+    assert as_number(value) is None
+    with pytest.raises(ResultError, match="it must be a number"):
+        checked({"accuracy": value})
+    assert as_number(np.float32(0.25)) == 0.25
+    assert checked({"accuracy": torch.tensor(0.5)})["metrics"] == {"accuracy": 0.5}
 
 
 # ------------------------------------------------------------------ what ctx gives
