@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -14,6 +15,8 @@ if TYPE_CHECKING:
     from optuna.trial import FrozenTrial
 
     from hpsearch.reporting._summaries import Anytime
+
+_HUGE = 1e100  # far beyond any real hyperparameter, far below where matplotlib overflows
 
 
 def log_params(trials: list[FrozenTrial]) -> set[str]:
@@ -195,22 +198,51 @@ def importances(values: dict[str, float], path: Path) -> Path:
 
 
 def metric_vs_params(trials: list[FrozenTrial], path: Path) -> Path:
-    """Validation metric against each parameter; log-scaled parameters on log axes."""
+    """Validation metric against each parameter; log-scaled parameters on log axes.
+
+    A choice parameter is drawn as categories in its study file's order, numbers included: its
+    values are the only ones there are, and a choice such as 1e308 would overflow a numeric axis.
+    """
     done = [t for t in trials if t.state.name == "COMPLETE" and t.value is not None]
     names = sorted({n for t in done for n in t.params})
     logs = log_params(done)
+    choices = _choices(done)
     cols = min(3, max(1, len(names)))
     rows = (len(names) + cols - 1) // cols or 1
     fig = _figure(4.0 * cols, 3.0 * rows)
     for i, name in enumerate(names):
         ax = fig.add_subplot(rows, cols, i + 1)
         points = [(t.params[name], float(t.value or 0.0)) for t in done if name in t.params]
-        xs: list[Any] = [str(x) if isinstance(x, bool | str) else x for x, _ in points]
+        xs: list[Any] = [x for x, _ in points]
+        label, log = name, False
+        if name in choices:
+            labels = _labels(choices[name])
+            order = list(labels)
+            points.sort(key=lambda point: order.index(point[0]) if point[0] in order else 0)
+            xs = [labels.get(x, str(x)) for x, _ in points]  # first drawn, first category
+        else:
+            xs, label, log = _axis(name, xs, name in logs)
         ax.scatter(xs, [y for _, y in points], s=12, alpha=0.7)
-        if name in logs:
+        if log:
             ax.set_xscale("log")
-        ax.set(xlabel=name, ylabel="validation")
+        ax.set(xlabel=label, ylabel="validation")
     return save(fig, path)
+
+
+def _axis(name: str, values: list[float], log: bool) -> tuple[list[float], str, bool]:
+    """Values matplotlib can put on an axis, its label, and whether it is a log axis.
+
+    Matplotlib's margin and tick arithmetic overflows near the largest float (a valid range may
+    reach 1e308): such values are drawn as log10 of them, or in units of a power of ten.
+    """
+    values = [float(v) for v in values]  # numpy's int64 would overflow on a wide int range
+    top = max((abs(v) for v in values), default=0.0)
+    if top < _HUGE:
+        return values, name, log
+    if log:
+        return [math.log10(v) for v in values], f"log10({name})", False
+    power = math.floor(math.log10(top))
+    return [v / 10.0**power for v in values], f"{name} / 1e{power}", False
 
 
 def narrowing_ranges(trials: list[FrozenTrial], path: Path) -> Path | None:
@@ -230,16 +262,38 @@ def narrowing_ranges(trials: list[FrozenTrial], path: Path) -> Path | None:
     for i, name in enumerate(names):
         ax = fig.add_subplot(1, len(names), i + 1)
         order = sorted(rounds)
-        lows = [rounds[r][name]["low"] for r in order]
-        highs = [rounds[r][name]["high"] for r in order]
+        ends, label, log = _axis(
+            name,
+            [rounds[r][name]["low"] for r in order] + [rounds[r][name]["high"] for r in order],
+            name in logs,
+        )
+        lows, highs = ends[: len(order)], ends[len(order) :]
         ax.barh(order, [h - lo for lo, h in zip(lows, highs, strict=True)], left=lows)
-        if name in logs:
+        if log:
             ax.set_xscale("log")
             ax.tick_params(axis="x", which="minor", labelbottom=False)
         ax.set_yticks(order)
-        ax.set(xlabel=name, ylabel="round", title=f"{name} per round")
+        ax.set(xlabel=label, ylabel="round", title=f"{name} per round")
         ax.invert_yaxis()
     return save(fig, path)
+
+
+def _choices(trials: list[FrozenTrial]) -> dict[str, list[Any]]:
+    """Each choice parameter's choices, in the study file's order."""
+    return {
+        name: list(dist.choices)
+        for trial in trials
+        for name, dist in trial.distributions.items()
+        if hasattr(dist, "choices")
+    }
+
+
+def _labels(choices: list[Any]) -> dict[Any, str]:
+    """Each choice's tick label: 1.79769e+308 rather than all 17 digits, unless two would match."""
+    short = [f"{c:g}" if isinstance(c, float) else str(c) for c in choices]
+    if len(set(short)) < len(short):
+        short = [str(c) for c in choices]
+    return dict(zip(choices, short, strict=True))
 
 
 def param_importances(study: optuna.Study) -> dict[str, float]:

@@ -1,16 +1,26 @@
-"""Figure helpers: where the best-so-far plot draws trials that have no value; the anytime curve."""
+"""Figure helpers: where the best-so-far plot draws trials that have no value; the anytime curve;
+values near the largest float."""
 
 from __future__ import annotations
 
+import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
 import pytest
+from optuna.distributions import CategoricalDistribution, FloatDistribution
 from PIL import Image
 
 from hpsearch import _keys
-from hpsearch.reporting._figures import best_over_time, worst_value
+from hpsearch.reporting._figures import (
+    _axis,
+    _labels,
+    best_over_time,
+    metric_vs_params,
+    narrowing_ranges,
+    worst_value,
+)
 from hpsearch.reporting._summaries import anytime
 
 START = datetime(2026, 1, 1, 9, 0)
@@ -75,3 +85,52 @@ def test_the_best_over_time_figure_is_a_png(tmp_path: Path) -> None:
         image.verify()
         assert image.format == "PNG"
         assert image.size == (640, 400)
+
+
+def test_values_too_large_for_matplotlibs_arithmetic_are_rescaled() -> None:
+    """Near 1e308 a linear axis counts in powers of ten, a log axis in log10; others as they are."""
+    values, label, log = _axis("b", [7.9e307, -7e307, 1], log=False)
+    assert (label, log) == ("b / 1e307", False)
+    assert values == pytest.approx([7.9, -7.0, 1e-307])
+    values, label, log = _axis("c", [1.7e308, 1e-300], log=True)
+    assert (values, label, log) == (pytest.approx([308.2304, -300.0]), "log10(c)", False)
+    assert _axis("lr", [1e-3, 0.1], log=True) == ([1e-3, 0.1], "lr", True)
+    assert _axis("n", [2**62, -(2**62)], log=False)[0] == [2.0**62, -(2.0**62)]  # floats
+
+
+def test_choices_are_labelled_short_unless_two_labels_would_match() -> None:
+    assert list(_labels([5.06e16, 1.9, 1.7976931348623157e308]).values()) == [
+        "5.06e+16",
+        "1.9",
+        "1.79769e+308",
+    ]
+    assert list(_labels([0.1234567, 0.1234568]).values()) == ["0.1234567", "0.1234568"]
+    assert list(_labels([True, False]).values()) == ["True", "False"]
+
+
+def test_huge_values_draw_both_figures_without_a_warning(tmp_path: Path) -> None:
+    """Choices and ranges out to the largest float: PNGs, and no RuntimeWarning from numpy."""
+    spaces = {
+        "a": CategoricalDistribution([1.9, 1.7976931348623157e308]),
+        "b": FloatDistribution(-8e307, 8e307),
+        "c": FloatDistribution(1e-300, 1.7e308, log=True),
+    }
+    ranges = {"b": {"low": -8e307, "high": 8e307}, "c": {"low": 1e-300, "high": 1.7e308}}
+    trials = [
+        optuna.trial.create_trial(
+            params={"a": a, "b": b, "c": c},
+            distributions=spaces,
+            value=0.5 + number / 10,
+            user_attrs={_keys.NARROWING_ROUND: number, _keys.NARROWING_RANGES: ranges},
+        )
+        for number, (a, b, c) in enumerate(
+            [(1.9, 7.9e307, 1e-300), (1.7976931348623157e308, 0, 1.6e308)]
+        )
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drawn = [
+            metric_vs_params(trials, tmp_path / "m.png"),
+            narrowing_ranges(trials, tmp_path / "n.png"),
+        ]
+    assert all(path is not None and Image.open(path).format == "PNG" for path in drawn)

@@ -360,6 +360,26 @@ def test_a_name_the_font_cannot_draw_prints_no_warning(tmp_path: Path) -> None:
     assert (tmp_path / "report" / "index.html").is_file(), f"{done}"
 
 
+@pytest.mark.slow
+def test_values_near_the_largest_float_are_drawn_without_a_warning(tmp_path: Path) -> None:
+    """Found by the thorough profile: `report` drew numeric choices up to 1.8e308 on a numeric
+    axis; matplotlib's margin overflowed and numpy printed a RuntimeWarning with its source line.
+    A range out to 1.7e308 (valid: high - low is finite) made matplotlib's ticks raise."""
+    search = (
+        "a = { choices = [1.9, 1.7976931348623157e+308] }\n"
+        "b = { low = 0.0, high = 1.7e308 }\n"
+        "c = { low = 1e-300, high = 1.7e308, log = true }"
+    )
+    runs(tmp_path, user_study(search))
+    where = ("--study", str(tmp_path / STUDY_FILE), "--storage", storage_url(tmp_path))
+    assert hpsearch(tmp_path, "run", *where, "--trials", "8", "--workers", "1").code == 0
+    trials = optuna.load_study(study_name=None, storage=storage_url(tmp_path)).trials
+    assert {t.params["a"] for t in trials} == {1.9, 1.7976931348623157e308}
+    done = hpsearch(tmp_path, "report", *where, "--data-dir", str(TEST_DATA), "-o", "report")
+    assert done.code == 0 and not unclean(done), f"{done}"
+    assert (tmp_path / "report" / "metric_vs_params.png").is_file(), f"{done}"
+
+
 # A residual CNN with stem_stride = 2 trains hpsearch's model as `run` does, in its own process:
 # batches of several sizes (the last batch of a split is smaller).
 STRIDED_SHORTCUT = """\
