@@ -43,6 +43,7 @@ def make_sampler(
             maximize=spec.direction == "maximize",
             seed=spec.seed,
             notify=notify,
+            can_grow=spec.objective is None,  # a user objective's parameters have no limits
         )
     # constant_liar: a worker sampling while others' trials run counts them as bad, so
     # concurrent workers do not all propose the same promising point (no effect with one).

@@ -77,6 +77,8 @@ class NarrowingSampler(BaseSampler):
         maximize: Whether larger values are better.
         seed: Seeds each draw together with the trial number and parameter name.
         notify: Receives one-line notes, e.g. a range stuck at an edge of its limits.
+        can_grow: Whether the parameters may set ``grow`` (the built-in ones can; a user
+            objective's have no hard limits), so that a note suggests it only where it works.
 
     Example:
         >>> import optuna, hpsearch
@@ -95,8 +97,10 @@ class NarrowingSampler(BaseSampler):
         maximize: bool,
         seed: int = 0,
         notify: Callable[[str], None] | None = None,
+        can_grow: bool = True,
     ) -> None:
         self.search = dict(search)
+        self.can_grow = can_grow
         self.options = options
         self.trials_per_round = trials_per_round
         self.maximize = maximize
@@ -177,6 +181,7 @@ class NarrowingSampler(BaseSampler):
                     self.search,
                     self.options,
                     self.maximize,
+                    self.can_grow,
                 )
                 rnd = RoundRanges(k, rnd.ranges, (*notes, *rnd.notes))
                 stored = claim_round(study._storage, study._study_id, rnd)
@@ -281,6 +286,7 @@ def next_round(
     search: Mapping[str, ParamRange],
     options: SamplerSpec,
     maximize: bool,
+    can_grow: bool = True,
 ) -> RoundRanges:
     """Round prev.number+1: shrink each range to the box around the best trials so far."""
     number = prev.number + 1
@@ -310,7 +316,9 @@ def next_round(
                 f"{prev.number}'s range; the range stays"
             )
             continue
-        boxes[name], edge = shrink(name, rng, prev.ranges[name], first.ranges[name], used, options)
+        boxes[name], edge = shrink(
+            name, rng, prev.ranges[name], first.ranges[name], used, options, can_grow
+        )
         notes += [f"round {number}: {edge}"] if edge else []
     tried = [t for t in ranked if inside(t, boxes)]  # completed or pruned
     ranges = {
@@ -366,6 +374,7 @@ def shrink(
     first: dict[str, float],
     used: Sequence[float],
     options: SamplerSpec,
+    can_grow: bool = True,
 ) -> tuple[dict[str, float], str | None]:
     """One numeric range: box around the best values, margin, edges, minimum width, grid."""
     fwd, back = (math.log, math.exp) if rng.log else (float, float)
@@ -380,10 +389,10 @@ def shrink(
     at_low, at_high = blo - plo <= tol, phi - bhi <= tol
     if at_low and not at_high and plo <= fwd(first["low"]) + 1e-12:
         grows = rng.grow in ("low", "both")
-        lo, note = _edge(name, "lower", grows, plo, phi - plo, hard_low, back)
+        lo, note = _edge(name, "lower", grows, can_grow, plo, phi - plo, hard_low, back)
     if at_high and not at_low and phi >= fwd(first["high"]) - 1e-12:
         grows = rng.grow in ("high", "both")
-        hi, note = _edge(name, "upper", grows, phi, phi - plo, hard_high, back)
+        hi, note = _edge(name, "upper", grows, can_grow, phi, phi - plo, hard_high, back)
     lo, hi = _widen(lo, hi, options.min_width * width0, min(plo, lo), max(phi, hi))
     low, high = back(lo), back(hi)
     if isinstance(rng, IntRange) or rng.step:
@@ -395,6 +404,7 @@ def _edge(
     name: str,
     side: str,
     grows: bool,
+    can_grow: bool,
     edge: float,
     width: float,
     hard: float,
@@ -403,6 +413,8 @@ def _edge(
     """The new bound at an edge the best trials sit on, and the one-line message about it."""
     lower = side == "lower"
     message = f"{name}: the best values lie at the {side} edge {back(edge):.3g}; "
+    if not grows and not can_grow:  # a user's parameter: grow would be refused
+        return edge, message + f"consider widening search.{name} in the study file"
     if not grows:
         key = "low" if lower else "high"
         return edge, message + f'consider widening (or set grow = "{key}" on search.{name})'

@@ -352,3 +352,54 @@ def test_a_retry_draws_a_parameter_its_original_never_reached_from_its_round(
     dist = FloatDistribution(1e-5, 1e-1, log=True)
     drawn = [sampler.sample_independent(study, retry, "lr", dist) for _ in range(5)]
     assert all(narrow["low"] <= value <= narrow["high"] for value in drawn)
+
+
+USER_EDGE = """\
+[objective]
+entry = "objective.py:objective"
+metric = "score"
+direction = "maximize"
+[search]
+lr = { low = 0.01, high = 1.0, log = true }
+[sampler]
+kind = "narrowing"
+trials_per_round = 10
+"""
+
+
+@pytest.mark.parametrize("user", [False, True], ids=["built-in", "user"])
+def test_the_edge_note_offers_grow_only_where_the_study_file_takes_it(
+    tmp_path: Path, user: bool
+) -> None:
+    """A user objective's parameters cannot grow (no hard limits): its note says widen, not grow.
+
+    The built-in note's grow, followed as printed, is a study file that parses.
+    """
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from hpsearch.samplers._factory import make_sampler
+
+    text = USER_EDGE if user else bowl_spec(tmp_path, lr_low=1e-2, lr_high=1.0).path.read_text()
+    path = tmp_path / "edge.toml"
+    path.write_text(text)
+    spec = parse_spec(text, path)
+    notes: list[str] = []
+    sampler = make_sampler(spec, spec.seed, 10, notes.append)
+    study = optuna.create_study(direction="maximize", sampler=sampler)
+    dist = FloatDistribution(1e-2, 1.0, log=True)
+    lrs = [0.01, 0.0102, 0.0105, 0.011, 0.012, 0.3, 0.4, 0.5, 0.8, 0.9]  # the best at the edge
+    for i, lr in enumerate(lrs):
+        study.add_trial(
+            create_trial(params={"lr": lr}, distributions={"lr": dist}, value=1 - i / 20)
+        )
+    study.ask({"lr": dist})  # trial 10: round 1 is computed
+    (note,) = [n for n in notes if "lower edge 0.01" in n]
+    if user:
+        assert note.endswith("consider widening search.lr in the study file"), note
+        with pytest.raises(SpecError, match="grow needs hard limits"):
+            parse_spec(text.replace("log = true", 'log = true, grow = "low"'), path)
+    else:
+        assert note.endswith('(or set grow = "low" on search.lr)'), note
+        grown = parse_spec(text.replace("log = true", 'log = true, grow = "low"'), path)
+        assert grown.search["lr"].grow == "low"
