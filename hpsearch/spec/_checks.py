@@ -47,11 +47,20 @@ def check_range(name: str, rng: FloatRange | IntRange, where: str) -> None:
             f"{where}: high - low must be a finite number but got low={rng.low}, "
             f"high={rng.high}; narrow the range"
         )
+    if isinstance(rng, FloatRange) and rng.step and (rng.high - rng.low) / rng.step > _MAX_STEPS:
+        raise SpecError(
+            f"{where}.step = {rng.step} is too fine for high - low = {rng.high - rng.low:.3g}: "
+            "more than 1e15 steps, which floats cannot tell apart; use a larger step, or leave "
+            "step out"
+        )
     check_bound(name, rng.low, f"{where}.low")
     check_bound(name, rng.high, f"{where}.high")
 
 
 _EXACT_INT = 2**53
+# A stepped float range's grid points low + k * step: beyond about 1e15 of them neighbours are no
+# longer distinct floats, and Optuna's Decimal arithmetic fails (InvalidOperation) near 1e28.
+_MAX_STEPS = 1e15
 
 
 def check_bound(name: str, value: Any, where: str) -> None:

@@ -451,8 +451,10 @@ def user_range() -> st.SearchStrategy[Table]:
     """A user's range: floats, integers, or choices of strings, numbers or booleans."""
     floats = st.floats(-1e6, 1e6)
     ints = st.integers(-(10**12), 10**12)
+    huge = st.floats(-8e307, 8e307)  # high - low stays finite; steps leave < 1e15 grid points
     return st.one_of(
         float_ranges(floats, st.floats(1e-6, 1e6), st.floats(1e-3, 1e3)),
+        float_ranges(huge, st.floats(1e-300, 1e300), st.floats(1e294, 1e307)),
         int_ranges(ints, st.integers(1, 100)),
         st.lists(st.text(max_size=8), min_size=1, max_size=4, unique=True).map(_choices),
         int_choices(st.integers(-(2**63), 2**63 - 1)),
