@@ -63,19 +63,24 @@ def loss_curves(ranked: list[FrozenTrial], path: Path, metric: str = "valid_loss
     ax = fig.add_subplot()
     histories = [(t, t.user_attrs.get(_keys.HISTORY, [])) for t in ranked[:5]]
     solid = "valid_loss" if all("valid_loss" in e for _, h in histories for e in h) else metric
+    drawn = [float(e[k]) for _, h in histories for e in h for k in (solid, "train_loss") if k in e]
+    power = _power(drawn)
     for i, (trial, history) in enumerate(histories):
         epochs = [h["epoch"] for h in history]
         color = f"C{i}"
         train = [h["train_loss"] for h in history if "train_loss" in h]
         if len(train) == len(epochs):
-            ax.plot(epochs, train, color=color, linestyle="--")
+            ax.plot(epochs, _in_units(train, power), color=color, linestyle="--")
         ax.plot(
             epochs,
-            [h.get(solid, float("nan")) for h in history],
+            _in_units([h.get(solid, float("nan")) for h in history], power),
             color=color,
-            label=f"#{trial.number} ({trial.value:.4f})",
+            label=f"#{trial.number} ({trial.value:.4g})"
+            if power
+            else f"#{trial.number} ({trial.value:.4f})",
         )
     what = "loss (dashed: train, solid: validation)" if solid == "valid_loss" else solid
+    what = _unit(what, power)
     title = "Loss" if solid == "valid_loss" else solid
     ax.set(xlabel="epoch", ylabel=what, title=f"{title} per epoch, best five trials")
     ax.legend(fontsize=8)
@@ -119,21 +124,19 @@ def best_so_far(trials: list[FrozenTrial], maximize: bool, path: Path) -> Path:
         if best is not None:
             xs.append(trial.number)
             ys.append(best)
-    ax.step(xs, ys, where="post", label="best so far")
     done = [t for t in trials if t.state.name == "COMPLETE"]
+    values = [float(t.value or 0.0) for t in done]
+    power = _power(values)
+    ax.step(xs, _in_units(ys, power), where="post", label="best so far")
     ax.scatter(
-        [t.number for t in done],
-        [float(t.value or 0.0) for t in done],
-        s=10,
-        alpha=0.5,
-        label="complete",
+        [t.number for t in done], _in_units(values, power), s=10, alpha=0.5, label="complete"
     )
-    worst = worst_value([t.value for t in done if t.value is not None], maximize)
+    worst = worst_value(_in_units(values, power), maximize)
     for state, marker in (("PRUNED", "x"), ("FAIL", "v")):
         marked = [t.number for t in trials if t.state.name == state]
         if marked:
             ax.scatter(marked, [worst] * len(marked), marker=marker, label=state.lower())
-    ax.set(xlabel="trial", ylabel="validation metric", title="Best value so far")
+    ax.set(xlabel="trial", ylabel=_unit("validation metric", power), title="Best value so far")
     ax.legend(fontsize=8)
     return save(fig, path)
 
@@ -145,18 +148,15 @@ def best_over_time(trials: list[FrozenTrial], curve: Anytime, maximize: bool, pa
     """
     fig = _figure()
     ax = fig.add_subplot()
-    xs = [seconds / 60 for seconds, _, _ in curve.points]
-    ys = [value for _, value, _ in curve.points]
-    ax.step([*xs, curve.span / 60], [*ys, ys[-1]], where="post", label="best so far")
     done = [t for t in trials if t.state.name == "COMPLETE" and t.datetime_complete]
-    ax.scatter(
-        [_minutes(curve, t) for t in done],
-        [float(t.value or 0.0) for t in done],
-        s=10,
-        alpha=0.5,
-        label="complete",
-    )
-    worst = worst_value([float(t.value or 0.0) for t in done], maximize)
+    values = [float(t.value or 0.0) for t in done]
+    power = _power(values + [value for _, value, _ in curve.points])
+    xs = [seconds / 60 for seconds, _, _ in curve.points]
+    ys = _in_units([value for _, value, _ in curve.points], power)
+    ax.step([*xs, curve.span / 60], [*ys, ys[-1]], where="post", label="best so far")
+    minutes = [_minutes(curve, t) for t in done]
+    ax.scatter(minutes, _in_units(values, power), s=10, alpha=0.5, label="complete")
+    worst = worst_value(_in_units(values, power), maximize)
     for state, marker in (("PRUNED", "x"), ("FAIL", "v")):
         marked = [
             _minutes(curve, t) for t in trials if t.state.name == state and t.datetime_complete
@@ -167,7 +167,7 @@ def best_over_time(trials: list[FrozenTrial], curve: Anytime, maximize: bool, pa
     ax.set_xlim(left=0)
     ax.set(
         xlabel="minutes since the first trial started",
-        ylabel="validation metric",
+        ylabel=_unit("validation metric", power),
         title="Best value over study time",
     )
     ax.legend(fontsize=8)
@@ -209,10 +209,13 @@ def metric_vs_params(trials: list[FrozenTrial], path: Path) -> Path:
     choices = _choices(done)
     cols = min(3, max(1, len(names)))
     rows = (len(names) + cols - 1) // cols or 1
+    power = _power([float(t.value or 0.0) for t in done])
     fig = _figure(4.0 * cols, 3.0 * rows)
     for i, name in enumerate(names):
         ax = fig.add_subplot(rows, cols, i + 1)
-        points = [(t.params[name], float(t.value or 0.0)) for t in done if name in t.params]
+        points = [
+            (t.params[name], float(t.value or 0.0) / 10.0**power) for t in done if name in t.params
+        ]
         xs: list[Any] = [x for x, _ in points]
         label, log = name, False
         if name in choices:
@@ -225,24 +228,40 @@ def metric_vs_params(trials: list[FrozenTrial], path: Path) -> Path:
         ax.scatter(xs, [y for _, y in points], s=12, alpha=0.7)
         if log:
             ax.set_xscale("log")
-        ax.set(xlabel=label, ylabel="validation")
+        ax.set(xlabel=label, ylabel=_unit("validation", power))
     return save(fig, path)
+
+
+def _power(values: list[float]) -> int:
+    """The power of ten to draw values in: 0, or beyond 1e100 their order of magnitude.
+
+    Matplotlib's margin and tick arithmetic overflows near the largest float; a valid range, or a
+    finite metric, may reach 1e308.
+    """
+    top = max((abs(v) for v in values if math.isfinite(v)), default=0.0)
+    return math.floor(math.log10(top)) if top >= _HUGE else 0
+
+
+def _in_units(values: list[float], power: int) -> list[float]:
+    """values / 10**power."""
+    return [v / 10.0**power for v in values] if power else values
+
+
+def _unit(label: str, power: int) -> str:
+    """An axis label that says the unit when it is not 1."""
+    return f"{label} / 1e{power}" if power else label
 
 
 def _axis(name: str, values: list[float], log: bool) -> tuple[list[float], str, bool]:
     """Values matplotlib can put on an axis, its label, and whether it is a log axis.
 
-    Matplotlib's margin and tick arithmetic overflows near the largest float (a valid range may
-    reach 1e308): such values are drawn as log10 of them, or in units of a power of ten.
+    Near the largest float a log axis becomes log10 of the values, a linear one a unit of 1e100+.
     """
     values = [float(v) for v in values]  # numpy's int64 would overflow on a wide int range
-    top = max((abs(v) for v in values), default=0.0)
-    if top < _HUGE:
-        return values, name, log
-    if log:
+    power = _power(values)
+    if power and log:
         return [math.log10(v) for v in values], f"log10({name})", False
-    power = math.floor(math.log10(top))
-    return [v / 10.0**power for v in values], f"{name} / 1e{power}", False
+    return _in_units(values, power), _unit(name, power), log and not power
 
 
 def narrowing_ranges(trials: list[FrozenTrial], path: Path) -> Path | None:

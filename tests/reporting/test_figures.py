@@ -17,6 +17,8 @@ from hpsearch.reporting._figures import (
     _axis,
     _labels,
     best_over_time,
+    best_so_far,
+    loss_curves,
     metric_vs_params,
     narrowing_ranges,
     worst_value,
@@ -24,6 +26,7 @@ from hpsearch.reporting._figures import (
 from hpsearch.reporting._summaries import anytime
 
 START = datetime(2026, 1, 1, 9, 0)
+UNIT = FloatDistribution(0.0, 1.0)
 
 
 def test_pruned_and_failed_trials_sit_at_the_worst_completed_value() -> None:
@@ -108,6 +111,7 @@ def test_choices_are_labelled_short_unless_two_labels_would_match() -> None:
     assert list(_labels([True, False]).values()) == ["True", "False"]
 
 
+@pytest.mark.slow  # matplotlib's font cache
 def test_huge_values_draw_both_figures_without_a_warning(tmp_path: Path) -> None:
     """Choices and ranges out to the largest float: PNGs, and no RuntimeWarning from numpy."""
     spaces = {
@@ -134,3 +138,26 @@ def test_huge_values_draw_both_figures_without_a_warning(tmp_path: Path) -> None
             narrowing_ranges(trials, tmp_path / "n.png"),
         ]
     assert all(path is not None and Image.open(path).format == "PNG" for path in drawn)
+
+
+@pytest.mark.slow  # matplotlib's font cache
+def test_a_metric_near_the_largest_float_draws_every_figure_without_a_warning(
+    tmp_path: Path,
+) -> None:
+    """A finite metric is valid however large: each figure of it draws in units of 1e308."""
+    huge = [1.7e308, 0.5, None, 1e308, None, 2.0]
+    trials = loss_study()
+    for trial, value in zip(trials, huge, strict=True):
+        trial.value, trial.params, trial.distributions = value, {"x": 0.5}, {"x": UNIT}
+        trial.user_attrs[_keys.HISTORY] = [{"epoch": 1, "valid_loss": value or 1.0}]
+    curve = anytime(trials, maximize=False)
+    assert curve is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drawn = [
+            loss_curves([t for t in trials if t.value], tmp_path / "loss.png"),
+            best_so_far(trials, False, tmp_path / "so_far.png"),
+            best_over_time(trials, curve, False, tmp_path / "over_time.png"),
+            metric_vs_params(trials, tmp_path / "params.png"),
+        ]
+    assert all(Image.open(path).format == "PNG" for path in drawn)
