@@ -11,6 +11,7 @@ from hpsearch import _keys
 
 if TYPE_CHECKING:
     import optuna
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
     from optuna.trial import FrozenTrial
 
@@ -227,7 +228,7 @@ def metric_vs_params(trials: list[FrozenTrial], path: Path) -> Path:
             xs, label, log = _axis(name, xs, name in logs)
         ax.scatter(xs, [y for _, y in points], s=12, alpha=0.7)
         if log:
-            ax.set_xscale("log")
+            _log_scale(ax, xs)
         ax.set(xlabel=label, ylabel=_unit("validation", power))
     return save(fig, path)
 
@@ -289,12 +290,25 @@ def narrowing_ranges(trials: list[FrozenTrial], path: Path) -> Path | None:
         lows, highs = ends[: len(order)], ends[len(order) :]
         ax.barh(order, [h - lo for lo, h in zip(lows, highs, strict=True)], left=lows)
         if log:
-            ax.set_xscale("log")
+            _log_scale(ax, ends)
             ax.tick_params(axis="x", which="minor", labelbottom=False)
         ax.set_yticks(order)
         ax.set(xlabel=label, ylabel="round", title=f"{name} per round")
         ax.invert_yaxis()
     return save(fig, path)
+
+
+def _log_scale(ax: Axes, values: list[float]) -> None:
+    """A log x axis; a decade either side of values that (nearly) coincide.
+
+    Matplotlib pads equal values itself, but values a rounding apart (1e-06 and
+    1.0000000000000004e-06, a narrowed range read back through exp(log(x))) collapse to one
+    limit, with a warning.
+    """
+    low, high = min(values), max(values)
+    if high <= low * (1 + 1e-9):
+        ax.set_xlim(low / 10, high * 10)  # first: it turns off the autoscaling that warns
+    ax.set_xscale("log")
 
 
 def _choices(trials: list[FrozenTrial]) -> dict[str, list[Any]]:

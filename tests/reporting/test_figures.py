@@ -161,3 +161,29 @@ def test_a_metric_near_the_largest_float_draws_every_figure_without_a_warning(
             metric_vs_params(trials, tmp_path / "params.png"),
         ]
     assert all(Image.open(path).format == "PNG" for path in drawn)
+
+
+@pytest.mark.slow  # matplotlib's font cache
+def test_log_values_a_rounding_apart_draw_without_a_warning(tmp_path: Path) -> None:
+    """1e-06 and 1.0000000000000004e-06 on a log axis: matplotlib collapsed both limits to one."""
+    close = [1e-06, 1.0000000000000004e-06]
+    spaces = {"x": FloatDistribution(1e-6, 2e-6, log=True)}
+    trials = [
+        optuna.trial.create_trial(
+            params={"x": x},
+            distributions=spaces,
+            value=0.5,
+            user_attrs={
+                _keys.NARROWING_ROUND: number,
+                _keys.NARROWING_RANGES: {"x": {"low": x, "high": x}},
+            },
+        )
+        for number, x in enumerate(close)
+    ]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drawn = [
+            metric_vs_params(trials, tmp_path / "m.png"),
+            narrowing_ranges(trials, tmp_path / "n.png"),
+        ]
+    assert all(path is not None and Image.open(path).format == "PNG" for path in drawn)

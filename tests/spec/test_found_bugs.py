@@ -405,6 +405,20 @@ def test_values_near_the_largest_float_are_drawn_without_a_warning(tmp_path: Pat
     assert (tmp_path / "report" / "metric_vs_params.png").is_file(), f"{done}"
 
 
+@pytest.mark.slow
+def test_a_log_range_of_one_value_draws_its_rounds_without_a_warning(tmp_path: Path) -> None:
+    """Found by the thorough profile: a log range low = high = 1e-06 narrowed to 1e-06 and
+    1.0000000000000004e-06 (exp of log); matplotlib's log axis collapsed to one limit and warned
+    in `report` ("Attempting to set identical low and high xlims")."""
+    sampler = '[sampler]\nkind = "narrowing"\ntrials_per_round = 1\nmin_complete = 1'
+    runs(tmp_path, user_study("x = { low = 1e-06, high = 1e-06, log = true }", rest=sampler))
+    where = ("--study", str(tmp_path / STUDY_FILE), "--storage", storage_url(tmp_path))
+    assert hpsearch(tmp_path, "run", *where, "--trials", "4", "--workers", "1").code == 0
+    done = hpsearch(tmp_path, "report", *where, "--data-dir", str(TEST_DATA), "-o", "report")
+    assert done.code == 0 and not unclean(done), f"{done}"
+    assert (tmp_path / "report" / "narrowing_ranges.png").is_file(), f"{done}"
+
+
 # A residual CNN with stem_stride = 2 trains hpsearch's model as `run` does, in its own process:
 # batches of several sizes (the last batch of a split is smaller).
 STRIDED_SHORTCUT = """\
