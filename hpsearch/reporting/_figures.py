@@ -214,9 +214,7 @@ def metric_vs_params(trials: list[FrozenTrial], path: Path) -> Path:
     fig = _figure(4.0 * cols, 3.0 * rows)
     for i, name in enumerate(names):
         ax = fig.add_subplot(rows, cols, i + 1)
-        points = [
-            (t.params[name], float(t.value or 0.0) / 10.0**power) for t in done if name in t.params
-        ]
+        points = [(t.params[name], float(t.value or 0.0)) for t in done if name in t.params]
         xs: list[Any] = [x for x, _ in points]
         label, log = name, False
         if name in choices:
@@ -226,7 +224,7 @@ def metric_vs_params(trials: list[FrozenTrial], path: Path) -> Path:
             xs = [labels.get(x, str(x)) for x, _ in points]  # first drawn, first category
         else:
             xs, label, log = _axis(name, xs, name in logs)
-        ax.scatter(xs, [y for _, y in points], s=12, alpha=0.7)
+        ax.scatter(xs, _in_units([y for _, y in points], power), s=12, alpha=0.7)
         if log:
             _log_scale(ax, xs)
         ax.set(xlabel=label, ylabel=_unit("validation", power))

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import optuna
 import pytest
-from optuna.distributions import CategoricalDistribution, FloatDistribution
+from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution
+from optuna.trial import FrozenTrial
 from PIL import Image
 
 from hpsearch import _keys
@@ -111,6 +112,32 @@ def test_choices_are_labelled_short_unless_two_labels_would_match() -> None:
     assert list(_labels([True, False]).values()) == ["True", "False"]
 
 
+def narrowed(
+    number: int,
+    params: dict[str, float],
+    spaces: dict[str, BaseDistribution],
+    ranges: dict[str, dict[str, float]],
+) -> FrozenTrial:
+    """A completed trial of narrowing round `number`, with that round's ranges."""
+    return optuna.trial.create_trial(
+        params=params,
+        distributions=spaces,
+        value=0.5 + number / 10,
+        user_attrs={_keys.NARROWING_ROUND: number, _keys.NARROWING_RANGES: ranges},
+    )
+
+
+def assert_params_and_rounds_draw(trials: list[FrozenTrial], folder: Path) -> None:
+    """metric_vs_params and narrowing_ranges write PNGs, and nothing warns while they draw."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        drawn = [
+            metric_vs_params(trials, folder / "m.png"),
+            narrowing_ranges(trials, folder / "n.png"),
+        ]
+    assert all(path is not None and Image.open(path).format == "PNG" for path in drawn)
+
+
 @pytest.mark.slow  # matplotlib's font cache
 def test_huge_values_draw_both_figures_without_a_warning(tmp_path: Path) -> None:
     """Choices and ranges out to the largest float: PNGs, and no RuntimeWarning from numpy."""
@@ -121,23 +148,12 @@ def test_huge_values_draw_both_figures_without_a_warning(tmp_path: Path) -> None
     }
     ranges = {"b": {"low": -8e307, "high": 8e307}, "c": {"low": 1e-300, "high": 1.7e308}}
     trials = [
-        optuna.trial.create_trial(
-            params={"a": a, "b": b, "c": c},
-            distributions=spaces,
-            value=0.5 + number / 10,
-            user_attrs={_keys.NARROWING_ROUND: number, _keys.NARROWING_RANGES: ranges},
-        )
+        narrowed(number, {"a": a, "b": b, "c": c}, spaces, ranges)
         for number, (a, b, c) in enumerate(
             [(1.9, 7.9e307, 1e-300), (1.7976931348623157e308, 0, 1.6e308)]
         )
     ]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        drawn = [
-            metric_vs_params(trials, tmp_path / "m.png"),
-            narrowing_ranges(trials, tmp_path / "n.png"),
-        ]
-    assert all(path is not None and Image.open(path).format == "PNG" for path in drawn)
+    assert_params_and_rounds_draw(trials, tmp_path)
 
 
 @pytest.mark.slow  # matplotlib's font cache
@@ -169,21 +185,7 @@ def test_log_values_a_rounding_apart_draw_without_a_warning(tmp_path: Path) -> N
     close = [1e-06, 1.0000000000000004e-06]
     spaces = {"x": FloatDistribution(1e-6, 2e-6, log=True)}
     trials = [
-        optuna.trial.create_trial(
-            params={"x": x},
-            distributions=spaces,
-            value=0.5,
-            user_attrs={
-                _keys.NARROWING_ROUND: number,
-                _keys.NARROWING_RANGES: {"x": {"low": x, "high": x}},
-            },
-        )
+        narrowed(number, {"x": x}, spaces, {"x": {"low": x, "high": x}})
         for number, x in enumerate(close)
     ]
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        drawn = [
-            metric_vs_params(trials, tmp_path / "m.png"),
-            narrowing_ranges(trials, tmp_path / "n.png"),
-        ]
-    assert all(path is not None and Image.open(path).format == "PNG" for path in drawn)
+    assert_params_and_rounds_draw(trials, tmp_path)
